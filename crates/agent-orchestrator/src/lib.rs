@@ -1,0 +1,90 @@
+//! Infrastructure for sovereign AI agents: an agent acts on its own without anyone being able to
+//! steal its identity or run up its bill.
+//!
+//! This is the facade crate. It re-exports every sub-crate under a short name, and lifts the types
+//! of the specification to the root, so that `use agent_orchestrator::{MultiBackendRouter, ...}`
+//! works as the spec writes it:
+//!
+//! | Module | Crate | Feature | What it holds |
+//! |--------|-------|---------|---------------|
+//! | [`types`] | `ao-types` | always | providers, token usage, money, clocks, agent names |
+//! | `identity` | `ao-identity` | `identity` | threshold configurations, autonomy levels, agent identities |
+//! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router |
+//! | `budget` | `ao-budget` | `budget` | cost tracking and budgets |
+//! | `approvals` | `ao-approvals` | `approvals` | the approval workflow |
+//! | `hooks` | `ao-hooks` | `hooks` | enforcement around tool calls |
+//! | `store` | `ao-store` | `store` | the SQLite database |
+//!
+//! Every feature is on by default. A user who needs only a part depends on the facade with
+//! `default-features = false` and the features they want, or on one sub-crate directly.
+//!
+//! What it is **not** for: logic of its own. Everything here lives in a sub-crate; the facade only
+//! gathers it.
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(all(feature = "identity", feature = "routing"))] {
+//! use agent_orchestrator::{
+//!     AgentIdentity, AutonomyLevel, BackendConfig, BackendProvider, MultiBackendRouter,
+//! };
+//!
+//! let router = MultiBackendRouter::new(BackendProvider::Codex)
+//!     .add_backend(BackendConfig::codex("sonnet-4"))
+//!     .add_backend(BackendConfig::openai("gpt-4"))
+//!     .route_agent("oracle", BackendProvider::OpenAI);
+//!
+//! let backend = router.get_backend("oracle").unwrap();
+//! assert_eq!(backend.provider, BackendProvider::OpenAI);
+//! // 10,000 tokens in and 5,000 out at 5 and 15 sats per 1,000.
+//! assert_eq!(backend.calculate_cost(10_000, 5_000), 125);
+//!
+//! let identity = AgentIdentity::new("agent_pubkey", "oracle", "gpt-4")
+//!     .with_autonomy(AutonomyLevel::SemiAutonomous);
+//! // A semi-autonomous agent needs approval above 1000 sats.
+//! assert!(identity.autonomy_level.requires_approval(5_000, 1_000));
+//! assert!(!identity.autonomy_level.requires_approval(125, 1_000));
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+#[doc(inline)]
+pub use ao_types as types;
+#[doc(inline)]
+pub use ao_types::{BackendProvider, TokenUsage};
+
+#[cfg(feature = "identity")]
+#[doc(inline)]
+pub use ao_identity as identity;
+#[cfg(feature = "identity")]
+#[doc(inline)]
+pub use ao_identity::{AgentIdentity, AutonomyLevel, ThresholdConfig};
+
+#[cfg(feature = "routing")]
+#[doc(inline)]
+pub use ao_routing as routing;
+#[cfg(feature = "routing")]
+#[doc(inline)]
+pub use ao_routing::{BackendConfig, MultiBackendRouter};
+
+#[cfg(feature = "budget")]
+#[doc(inline)]
+pub use ao_budget as budget;
+
+#[cfg(feature = "approvals")]
+#[doc(inline)]
+pub use ao_approvals as approvals;
+
+#[cfg(feature = "hooks")]
+#[doc(inline)]
+pub use ao_hooks as hooks;
+
+#[cfg(feature = "store")]
+#[doc(inline)]
+pub use ao_store as store;
+
+/// The README's Rust example, compiled and run as a doctest so it cannot drift from the code.
+#[cfg(all(doctest, feature = "routing"))]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,12 @@
+//! The spec's code samples (`advanced-features.md`), compiled against the facade crate
+//! `agent_orchestrator` unchanged, with the spec's asserts and numbers.
+//!
+//! Each test quotes one sample between `// --- spec` and `// --- end spec` markers; what lies
+//! outside the markers only supplies what the sample takes for granted (its free variables) or
+//! checks what its comments promise.
+
+#![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
+#![allow(missing_docs, reason = "test code")]
+
+mod identity;
+mod routing;

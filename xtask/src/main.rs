@@ -1,0 +1,123 @@
+//! The project's tasks, run as `cargo xtask <task>`.
+//!
+//! - `ci`: everything CI checks, in order: formatting, clippy with warnings denied, the facade's
+//!   feature combinations, every test (unit, integration, doc, cross-crate) and the docs with broken
+//!   intra-doc links denied.
+//! - `test`: every test of the workspace.
+//! - `integration`: the cross-crate suites in `tests/`.
+//!
+//! It depends on nothing but the standard library, so it builds in seconds on a fresh machine.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a task runner reports on the terminal"
+)]
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  ci           formatting, clippy (-D warnings), feature checks, every test, docs
+  test         every test of the workspace (unit, integration, doc, cross-crate)
+  integration  the cross-crate suites in tests/";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("test") => test(),
+        Some("integration") => integration(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let started = Instant::now();
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    // The facade must build with each part alone, as a user who wants only that part would use it.
+    for features in [
+        "",
+        "identity",
+        "routing",
+        "budget",
+        "approvals",
+        "hooks",
+        "store",
+    ] {
+        cargo(
+            &[
+                "clippy",
+                "--package",
+                "agent-orchestrator",
+                "--no-default-features",
+                "--features",
+                features,
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+    }
+    test()?;
+    cargo(
+        &["doc", "--workspace", "--no-deps", "--locked"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    println!("xtask ci: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    cargo(&["test", "--workspace", "--locked"], &[])
+}
+
+fn integration() -> Result<(), String> {
+    cargo(&["test", "--package", "ao-tests", "--locked"], &[])
+}
+
+/// Runs `cargo` with `args` and extra environment variables, failing when it fails.
+fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    println!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .status()
+        .map_err(|e| format!("could not run `{cargo}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
