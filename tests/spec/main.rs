@@ -8,5 +8,10 @@
 #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
 #![allow(missing_docs, reason = "test code")]
 
+// The samples stay as the spec writes them: rustfmt leaves these modules alone.
+#[rustfmt::skip]
+mod budget;
+#[rustfmt::skip]
 mod identity;
+#[rustfmt::skip]
 mod routing;

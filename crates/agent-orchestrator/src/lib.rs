@@ -71,6 +71,9 @@ pub use ao_routing::{BackendConfig, MultiBackendRouter};
 #[cfg(feature = "budget")]
 #[doc(inline)]
 pub use ao_budget as budget;
+#[cfg(feature = "budget")]
+#[doc(inline)]
+pub use ao_budget::{BudgetConfig, BudgetError, BudgetStatus, CostRecord, CostTracker};
 
 #[cfg(feature = "approvals")]
 #[doc(inline)]
@@ -83,6 +86,9 @@ pub use ao_hooks as hooks;
 #[cfg(feature = "store")]
 #[doc(inline)]
 pub use ao_store as store;
+#[cfg(feature = "store")]
+#[doc(inline)]
+pub use ao_store::SqliteStore;
 
 /// The README's Rust example, compiled and run as a doctest so it cannot drift from the code.
 #[cfg(all(doctest, feature = "routing"))]

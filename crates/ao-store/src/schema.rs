@@ -1,0 +1,82 @@
+//! The schema, as an ordered list of migrations. The file's `user_version` is the number of
+//! migrations applied; `application_id` marks the file as ours.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// `AOS1` in ASCII: marks a SQLite file as an agent-orchestrator database.
+pub(crate) const APPLICATION_ID: i32 = 0x414F_5331;
+
+/// Every migration, in order. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the cost ledger.
+    "CREATE TABLE cost_records (
+        seq INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL CHECK (input_tokens >= 0),
+        output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
+        cost_sats INTEGER NOT NULL CHECK (cost_sats >= 0),
+        timestamp INTEGER NOT NULL CHECK (timestamp >= 0)
+    ) STRICT;
+    CREATE INDEX cost_records_by_time ON cost_records (timestamp, seq);
+    CREATE INDEX cost_records_by_agent ON cost_records (agent, timestamp, seq);",
+];
+
+/// The schema version this build writes.
+pub(crate) fn current_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// Brings the file's schema up to date, refusing files of other applications or newer versions.
+///
+/// Each migration runs in its own write transaction that re-reads the version first, so two
+/// processes opening a new file at once apply each migration exactly once.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    if app_id != 0 && app_id != APPLICATION_ID {
+        return Err(StoreError::ForeignDatabase {
+            path: path.to_owned(),
+            found: app_id,
+        });
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > current_version() {
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found: version,
+                supported: current_version(),
+            });
+        }
+        if version == 0 && app_id == 0 {
+            let tables: i64 = tx.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )?;
+            if tables > 0 {
+                return Err(StoreError::ForeignDatabase {
+                    path: path.to_owned(),
+                    found: 0,
+                });
+            }
+        }
+        let Some(sql) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            tx.commit()?;
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, path = %path.display(), "database schema migrated");
+    }
+}

@@ -1,0 +1,283 @@
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::StoreError;
+use crate::schema;
+
+/// How hard a commit works to survive a crash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is `fsync`ed before it returns (`synchronous = FULL`): a committed write
+    /// survives the process being killed and the machine losing power.
+    #[default]
+    Full,
+    /// Commits are handed to the operating system but not `fsync`ed (`synchronous = NORMAL` in
+    /// WAL mode): a committed write survives the process being killed, not a power loss.
+    Normal,
+}
+
+/// How a [`SqliteStore`] is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Commit durability (default [`Durability::Full`]).
+    pub durability: Durability,
+    /// How long a statement waits for another process's lock before failing (default 5 s).
+    pub busy_timeout: Duration,
+    /// The most writes committed together in one transaction (default 1024).
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 1024,
+        }
+    }
+}
+
+/// One unit of work for the writer thread: it runs inside the batch's transaction, and learns
+/// afterwards whether the batch committed.
+trait WriteJob: Send {
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError>;
+    fn finish(self: Box<Self>, outcome: Result<(), StoreError>);
+}
+
+struct Typed<T, F> {
+    work: Option<F>,
+    value: Option<T>,
+    reply: mpsc::SyncSender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Typed<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let work = self.work.take().ok_or(StoreError::WriterStopped)?;
+        self.value = Some(work(conn)?);
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>, outcome: Result<(), StoreError>) {
+        let result = outcome.and_then(|()| self.value.take().ok_or(StoreError::WriterStopped));
+        // The caller may have stopped waiting; then nobody needs the answer.
+        let _ = self.reply.send(result);
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn WriteJob>>>>,
+    reader: Mutex<Connection>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer loop once it has committed what it holds.
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(handle) = writer.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// One SQLite database file: the durable store of agent-orchestrator.
+///
+/// Clones share the same database, writer thread and reader connection. The store is closed when
+/// the last clone is dropped, after every write already handed to it is committed.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database at `path` with the default options: WAL mode,
+    /// every commit `fsync`ed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens (creating it if needed) the database at `path` with `options`.
+    ///
+    /// Fails when the file is not a SQLite database, belongs to another application, or was
+    /// written by a newer version of this one.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_owned();
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut writer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        configure(&writer, &options).map_err(open_err)?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "the database could not switch to WAL mode");
+        }
+        schema::migrate(&mut writer, &path)?;
+
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        configure(&reader, &options).map_err(open_err)?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(open_err)?;
+
+        let (jobs, queue) = mpsc::channel::<Box<dyn WriteJob>>();
+        let max_batch = options.max_batch.max(1);
+        let handle = std::thread::Builder::new()
+            .name("ao-store-writer".into())
+            .spawn(move || writer_loop(writer, &queue, max_batch))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                jobs: Mutex::new(Some(jobs)),
+                reader: Mutex::new(reader),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The schema version of the file (the number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .reader()?
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Runs `work` in a write transaction on the writer thread and returns its result once the
+    /// transaction is committed. Concurrent writes share one commit. If `work` fails, its changes
+    /// are rolled back and other writes of the batch are unaffected.
+    pub(crate) fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job = Box::new(Typed {
+            work: Some(work),
+            value: None,
+            reply,
+        });
+        {
+            let jobs = self.inner.jobs.lock().map_err(|_| StoreError::Poisoned)?;
+            jobs.as_ref()
+                .ok_or(StoreError::WriterStopped)?
+                .send(job)
+                .map_err(|_| StoreError::WriterStopped)?;
+        }
+        answer.recv().map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// The read connection. Reads see every committed write.
+    pub(crate) fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.inner.reader.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Checks that the database can be written now: takes and releases the write lock without
+    /// changing anything.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(()))
+    }
+}
+
+fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(options.busy_timeout)?;
+    let synchronous = match options.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Commits jobs in batches: waits for one, takes whatever else is queued (up to `max_batch`), runs
+/// each in its own savepoint inside one write transaction, commits once, and tells every job the
+/// outcome.
+fn writer_loop(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn WriteJob>>, max_batch: usize) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let shared = Arc::new(e);
+                for job in batch {
+                    job.finish(Err(StoreError::Commit(Arc::clone(&shared))));
+                }
+                continue;
+            }
+        };
+        let mut outcomes: Vec<Result<(), StoreError>> = Vec::with_capacity(batch.len());
+        for job in &mut batch {
+            let outcome = match tx.savepoint() {
+                Ok(mut sp) => match job.run(&sp) {
+                    Ok(()) => sp.commit().map_err(StoreError::from),
+                    Err(e) => {
+                        // Dropping the savepoint rolls back this job's changes alone.
+                        let _ = sp.rollback();
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(StoreError::from(e)),
+            };
+            outcomes.push(outcome);
+        }
+        match tx.commit() {
+            Ok(()) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    job.finish(outcome);
+                }
+            }
+            Err(e) => {
+                let shared = Arc::new(e);
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    job.finish(outcome.and(Err(StoreError::Commit(Arc::clone(&shared)))));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+use super::*;
+
+#[test]
+fn a_new_file_gets_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("ao.db")).unwrap();
+    assert_eq!(store.schema_version().unwrap(), schema::current_version());
+    let mode: String = store
+        .reader()
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_failing_write_rolls_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("ao.db")).unwrap();
+    let err = store
+        .write(|conn| {
+            conn.execute(
+                "INSERT INTO cost_records (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
+                 VALUES ('a', 'codex', 1, 1, 1, 1)",
+                [],
+            )?;
+            Err::<(), _>(StoreError::Corrupt("boom".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)));
+    let count: i64 = store
+        .reader()
+        .unwrap()
+        .query_row("SELECT count(*) FROM cost_records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 0);
+    let n = store
+        .write(|conn| Ok(conn.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0))?))
+        .unwrap();
+    assert_eq!(n, 42);
+}
