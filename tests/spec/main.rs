@@ -10,6 +10,8 @@
 
 // The samples stay as the spec writes them: rustfmt leaves these modules alone.
 #[rustfmt::skip]
+mod approvals;
+#[rustfmt::skip]
 mod budget;
 #[rustfmt::skip]
 mod identity;

@@ -11,7 +11,8 @@
 //! | `identity` | `ao-identity` | `identity` | threshold configurations, autonomy levels, agent identities |
 //! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router |
 //! | `budget` | `ao-budget` | `budget` | cost tracking and budgets |
-//! | `approvals` | `ao-approvals` | `approvals` | the approval workflow |
+//! | `approvals` | `ao-approvals` | `approvals` | the approval workflow, signed decisions |
+//! | `audit` | `ao-audit` | `approvals` | the hash-chained audit log |
 //! | `hooks` | `ao-hooks` | `hooks` | enforcement around tool calls |
 //! | `store` | `ao-store` | `store` | the SQLite database |
 //!
@@ -78,6 +79,12 @@ pub use ao_budget::{BudgetConfig, BudgetError, BudgetStatus, CostRecord, CostTra
 #[cfg(feature = "approvals")]
 #[doc(inline)]
 pub use ao_approvals as approvals;
+#[cfg(feature = "approvals")]
+#[doc(inline)]
+pub use ao_approvals::{ApprovalError, ApprovalStatus, PendingApproval, SolverAgentCoordinator};
+#[cfg(feature = "approvals")]
+#[doc(inline)]
+pub use ao_audit as audit;
 
 #[cfg(feature = "hooks")]
 #[doc(inline)]

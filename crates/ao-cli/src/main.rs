@@ -2,19 +2,51 @@
 //!
 //! It is a thin shell over the facade crate: every command parses its arguments, calls the
 //! library, and prints the result. What it is **not** for: logic of its own.
+//!
+//! Exit codes: 0 on success, 1 when the command ran and the answer is "no" or an error (a refused
+//! decision, a broken audit log, an unreadable file), 2 for a malformed command line.
 
 #![forbid(unsafe_code)]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command line prints"
+)]
+
+mod approvals;
+mod error;
+mod secrets;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+pub(crate) use error::CliError;
 
 /// Operate sovereign AI agents: threshold identity, approvals, budgets and routing.
 #[derive(Debug, Parser)]
-#[command(name = "ao", version, about)]
-struct Cli {}
+#[command(name = "ao", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Approval requests in a database file: list them, decide them, verify the audit log.
+    Approvals(approvals::Args),
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Approvals(args) => approvals::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! Persistence: the one crate that speaks SQL.
 //!
 //! [`SqliteStore`] is one SQLite database file (WAL mode, schema migrations versioned in the file)
-//! behind the durable parts of agent-orchestrator. It implements `ao_budget::Ledger`, so a
-//! `CostTracker` given a store keeps every settled cost across restarts and crashes.
+//! behind the durable parts of agent-orchestrator. It implements `ao_budget::Ledger` (the cost ledger),
+//! `ao_approvals::ApprovalStore` (approval requests and decisions) and `ao_audit::AuditLog` (the
+//! hash-chained audit log), so the parts given one store keep everything across restarts and
+//! crashes, in one file.
 //!
 //! Writes go through one writer thread that commits concurrent writes together (group commit): a
 //! write returns only once its transaction is committed with the configured durability
@@ -14,6 +16,8 @@
 
 #![forbid(unsafe_code)]
 
+mod approvals;
+mod audit;
 mod error;
 mod ledger;
 mod schema;

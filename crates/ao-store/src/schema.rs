@@ -24,6 +24,25 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX cost_records_by_time ON cost_records (timestamp, seq);
     CREATE INDEX cost_records_by_agent ON cost_records (agent, timestamp, seq);",
+    // 2: approval requests and the hash-chained audit log.
+    "CREATE TABLE approvals (
+        request_id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        filed INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        record TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX approvals_by_agent ON approvals (agent, created_at, filed);
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        timestamp INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
 #![allow(missing_docs, reason = "test code")]
 
+mod approvals;
 mod ledger;
 mod tracker;
 
@@ -29,6 +30,13 @@ impl TempStore {
 
     fn db_path(&self) -> PathBuf {
         self.dir.path().join("ao.db")
+    }
+
+    /// The store alone, its directory left for the OS to clean: for suites that take a store by
+    /// value.
+    fn leak(self) -> SqliteStore {
+        let _ = self.dir.keep();
+        self.store
     }
 }
 

@@ -1,0 +1,478 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ao_audit::{AuditEvent, BrokenLink};
+use ao_identity::{AgentIdentity, DEFAULT_APPROVAL_THRESHOLD_SATS, parse_public_key};
+use ao_types::{SharedClock, SystemClock};
+use nostr::Event;
+use tokio::sync::watch;
+
+use crate::error::ApprovalError;
+use crate::record::{
+    ApprovalPolicy, ApprovalRecord, ApprovalStatus, PendingApproval, new_request_id,
+};
+use crate::signed::parse_decision_event;
+use crate::store::{ApprovalStore, MemoryApprovalStore};
+
+/// How long a request waits for a decision before it expires: 24 hours.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 3_600);
+
+/// How old a signed decision may be when it is presented: 1 hour.
+pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(3_600);
+
+/// Who decides when no key signs: the caller of `approve` or `reject`.
+const LOCAL_OPERATOR: &str = "local operator";
+
+struct Entry {
+    record: ApprovalRecord,
+    order: u64,
+    watch: watch::Sender<ApprovalStatus>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    next_order: u64,
+}
+
+impl State {
+    fn insert(&mut self, record: ApprovalRecord, now: u64) {
+        let status = record.status_at(now);
+        let order = self.next_order;
+        self.next_order += 1;
+        self.entries.insert(
+            record.id().to_owned(),
+            Entry {
+                record,
+                order,
+                watch: watch::Sender::new(status),
+            },
+        );
+    }
+}
+
+/// The spec's approval coordinator for one agent: files requests, takes decisions, and keeps both.
+///
+/// Used through `&self` from any number of threads and tasks (`Send + Sync`).
+///
+/// ```
+/// use ao_approvals::{ApprovalStatus, SolverAgentCoordinator};
+/// use ao_identity::{AgentIdentity, AutonomyLevel};
+///
+/// let identity = AgentIdentity::new("pk", "Agent", "model")
+///     .with_autonomy(AutonomyLevel::SemiAutonomous);
+/// let coordinator = SolverAgentCoordinator::new(identity);
+/// assert!(coordinator.requires_approval("purchase_skill", 5000));
+/// let id = coordinator.request_approval("purchase_skill", "Buy a skill", 5000);
+/// coordinator.reject(&id)?;
+/// assert_eq!(coordinator.status(&id), Some(ApprovalStatus::Rejected));
+/// // Deciding twice is an error that changes nothing.
+/// assert!(coordinator.approve(&id).is_err());
+/// # Ok::<(), ao_approvals::ApprovalError>(())
+/// ```
+pub struct SolverAgentCoordinator {
+    identity: AgentIdentity,
+    threshold_sats: u64,
+    expiry_secs: u64,
+    max_event_age_secs: u64,
+    guardians: Option<(Vec<String>, u32)>,
+    unsigned_override: Option<bool>,
+    clock: SharedClock,
+    store: Arc<dyn ApprovalStore>,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for SolverAgentCoordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SolverAgentCoordinator")
+            .field("agent", &self.identity.name)
+            .field("autonomy", &self.identity.autonomy_level)
+            .field("threshold_sats", &self.threshold_sats)
+            .field("guardians", &self.guardians)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SolverAgentCoordinator {
+    /// A coordinator for `identity`: approval threshold 1000 sats, requests expire after 24 hours,
+    /// kept in memory until [`with_store`](SolverAgentCoordinator::with_store).
+    pub fn new(identity: AgentIdentity) -> Self {
+        Self {
+            identity,
+            threshold_sats: DEFAULT_APPROVAL_THRESHOLD_SATS,
+            expiry_secs: DEFAULT_EXPIRY.as_secs(),
+            max_event_age_secs: DEFAULT_MAX_EVENT_AGE.as_secs(),
+            guardians: None,
+            unsigned_override: None,
+            clock: Arc::new(SystemClock),
+            store: Arc::new(MemoryApprovalStore::new()),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Sets the cost above which a semi-autonomous agent needs approval (default 1000 sats).
+    pub fn with_approval_threshold_sats(mut self, sats: u64) -> Self {
+        self.threshold_sats = sats;
+        self
+    }
+
+    /// Sets how long a request waits before it expires (default 24 hours; at least 1 second).
+    pub fn with_expiry(mut self, expiry: Duration) -> Self {
+        self.expiry_secs = expiry.as_secs().max(1);
+        self
+    }
+
+    /// Sets how old a signed decision may be when presented (default 1 hour).
+    pub fn with_max_event_age(mut self, age: Duration) -> Self {
+        self.max_event_age_secs = age.as_secs();
+        self
+    }
+
+    /// Sets the clock (default: the system clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Requires `k` distinct guardians among `pubkeys` (hex or npub) to approve each new request;
+    /// one guardian's denial rejects it. The guardians replace the operator as approvers.
+    pub fn with_guardians<I, S>(mut self, pubkeys: I, k: u32) -> Result<Self, ApprovalError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut keys: Vec<String> = Vec::new();
+        for key in pubkeys {
+            let parsed =
+                parse_public_key(key.as_ref()).map_err(|e| ApprovalError::InvalidGuardians {
+                    reason: e.to_string(),
+                })?;
+            let hex = parsed.to_hex();
+            if keys.contains(&hex) {
+                return Err(ApprovalError::InvalidGuardians {
+                    reason: format!("guardian `{hex}` is listed twice"),
+                });
+            }
+            keys.push(hex);
+        }
+        let n = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+        if k == 0 || k > n {
+            return Err(ApprovalError::InvalidGuardians {
+                reason: format!("{k} of {n} guardians can never be met; give 1 <= k <= {n}"),
+            });
+        }
+        self.guardians = Some((keys, k));
+        Ok(self)
+    }
+
+    /// Whether an unsigned [`approve`](SolverAgentCoordinator::approve) counts. By default it does
+    /// only when no operator key and no guardians are configured: otherwise the agent holding the
+    /// coordinator could approve itself. Unsigned rejections always count.
+    pub fn with_unsigned_approvals(mut self, allowed: bool) -> Self {
+        self.unsigned_override = Some(allowed);
+        self
+    }
+
+    /// Keeps requests and decisions in `store`, and loads this agent's earlier requests from it:
+    /// pending requests are pending again after a restart, decided ones keep their decision.
+    pub fn with_store(
+        mut self,
+        store: impl ApprovalStore + 'static,
+    ) -> Result<Self, ApprovalError> {
+        let now = self.clock.now()?;
+        let records = store.load_agent(&self.identity.name)?;
+        let mut state = State::default();
+        for record in records {
+            state.insert(record, now);
+        }
+        self.state = Mutex::new(state);
+        self.store = Arc::new(store);
+        Ok(self)
+    }
+
+    /// The agent's identity.
+    pub fn identity(&self) -> &AgentIdentity {
+        &self.identity
+    }
+
+    /// Whether `action` costing `cost_sats` needs approval: always for a supervised agent, above
+    /// the threshold for a semi-autonomous one, never for a fully autonomous one.
+    pub fn requires_approval(&self, action: &str, cost_sats: u64) -> bool {
+        let required = self
+            .identity
+            .autonomy_level
+            .requires_approval(cost_sats, self.threshold_sats);
+        tracing::debug!(agent = %self.identity.name, action, cost_sats, required, "approval check");
+        required
+    }
+
+    /// Files a request and returns its id.
+    ///
+    /// If the store cannot take it, the request still waits in memory (it can only be decided,
+    /// never approved by default) and the failure is logged; use
+    /// [`try_request_approval`](SolverAgentCoordinator::try_request_approval) to get the error.
+    pub fn request_approval(
+        &self,
+        action: &str,
+        description: &str,
+        cost_estimate_sats: u64,
+    ) -> String {
+        match self.try_request_approval(action, description, cost_estimate_sats) {
+            Ok(id) => id,
+            Err((id, error)) => {
+                tracing::error!(agent = %self.identity.name, request_id = %id, %error, "approval request not stored");
+                id
+            }
+        }
+    }
+
+    /// Files a request. On error, the id of the request (kept in memory only) comes with it.
+    pub fn try_request_approval(
+        &self,
+        action: &str,
+        description: &str,
+        cost_estimate_sats: u64,
+    ) -> Result<String, (String, ApprovalError)> {
+        let fallback_id = new_request_id();
+        let now = match self.clock.now() {
+            Ok(now) => now,
+            Err(e) => return Err((fallback_id, e.into())),
+        };
+        let mut state = match self.lock() {
+            Ok(state) => state,
+            Err(e) => return Err((fallback_id, e)),
+        };
+        let mut id = fallback_id;
+        while state.entries.contains_key(&id) {
+            id = new_request_id();
+        }
+        let record = ApprovalRecord {
+            request: PendingApproval {
+                request_id: id.clone(),
+                action_type: action.to_owned(),
+                description: description.to_owned(),
+                cost_estimate_sats,
+                created_at: now,
+            },
+            agent: self.identity.name.clone(),
+            expires_at: now.saturating_add(self.expiry_secs),
+            policy: self.policy(),
+            votes: Vec::new(),
+            decision: None,
+        };
+        let saved = self.store.save(&record, record.filed_event());
+        state.insert(record, now);
+        match saved {
+            Ok(_) => Ok(id),
+            Err(e) => Err((id, e.into())),
+        }
+    }
+
+    /// Pending requests, oldest first. Requests past their expiry are marked expired and left out.
+    /// An error (clock, store) is logged and answers an empty list: nothing is shown as pending
+    /// that might not be.
+    pub fn list_pending(&self) -> Vec<PendingApproval> {
+        self.try_list_pending().unwrap_or_else(|error| {
+            tracing::error!(agent = %self.identity.name, %error, "cannot list pending approvals");
+            Vec::new()
+        })
+    }
+
+    /// [`list_pending`](SolverAgentCoordinator::list_pending), with the error.
+    pub fn try_list_pending(&self) -> Result<Vec<PendingApproval>, ApprovalError> {
+        let now = self.clock.now()?;
+        let mut state = self.lock()?;
+        let mut pending: Vec<(u64, u64, PendingApproval)> = Vec::new();
+        for entry in state.entries.values_mut() {
+            self.expire_entry(entry, now)?;
+            if entry.record.status_at(now) == ApprovalStatus::Pending {
+                let r = &entry.record.request;
+                pending.push((r.created_at, entry.order, r.clone()));
+            }
+        }
+        pending.sort_by_key(|(created, order, _)| (*created, *order));
+        Ok(pending.into_iter().map(|(_, _, p)| p).collect())
+    }
+
+    /// Where a request stands, or `None` for an unknown id.
+    pub fn status(&self, id: &str) -> Option<ApprovalStatus> {
+        let now = self.clock.now().ok()?;
+        let mut state = self.lock().ok()?;
+        let entry = state.entries.get_mut(id)?;
+        if let Err(error) = self.expire_entry(entry, now) {
+            tracing::error!(request_id = id, %error, "cannot store an expiry");
+        }
+        Some(entry.record.status_at(now))
+    }
+
+    /// A request with its votes and decision, or `None` for an unknown id.
+    pub fn record(&self, id: &str) -> Option<ApprovalRecord> {
+        self.lock().ok()?.entries.get(id).map(|e| e.record.clone())
+    }
+
+    /// Approves a request, as the local operator. Refused once an operator key or guardians are
+    /// configured (see [`with_unsigned_approvals`](SolverAgentCoordinator::with_unsigned_approvals)).
+    pub fn approve(&self, id: &str) -> Result<(), ApprovalError> {
+        self.decide(id, true, LOCAL_OPERATOR, None)
+    }
+
+    /// Rejects a request, as the local operator.
+    pub fn reject(&self, id: &str) -> Result<(), ApprovalError> {
+        self.decide(id, false, LOCAL_OPERATOR, None)
+    }
+
+    /// Decides a request without a signature, naming who decided and why.
+    pub fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        decided_by: &str,
+        reason: Option<&str>,
+    ) -> Result<(), ApprovalError> {
+        let reason = reason.map(str::to_owned);
+        self.mutate(id, |record, now| {
+            let audit = record.decide_unsigned(approve, decided_by, reason, now)?;
+            Ok(((), audit))
+        })
+    }
+
+    /// Applies a signed approval (kind 39213, `["decision", "approved"]`) from the operator or a
+    /// guardian. Returns the status after it: `Approved`, or `Pending` while more guardians must
+    /// sign. Anything that does not verify is an error that changes nothing.
+    pub fn approve_signed(&self, event: &Event) -> Result<ApprovalStatus, ApprovalError> {
+        self.apply_signed(event, Some(true))
+    }
+
+    /// Applies a signed denial (`["decision", "denied"]`): the request is rejected.
+    pub fn reject_signed(&self, event: &Event) -> Result<ApprovalStatus, ApprovalError> {
+        self.apply_signed(event, Some(false))
+    }
+
+    /// Applies a signed decision, whichever it says.
+    pub fn decide_signed(&self, event: &Event) -> Result<ApprovalStatus, ApprovalError> {
+        self.apply_signed(event, None)
+    }
+
+    /// Waits until request `id` is decided or expires, or `timeout` passes. Wakes as soon as the
+    /// decision is made, from any thread or task; it does not poll.
+    ///
+    /// Returns the final status (`Approved`, `Rejected` or `Expired`), or
+    /// [`ApprovalError::Timeout`] if it is still pending when the wait ends.
+    pub async fn wait_for_decision(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<ApprovalStatus, ApprovalError> {
+        let (mut changes, expires_at) = {
+            let state = self.lock()?;
+            let entry = state
+                .entries
+                .get(id)
+                .ok_or_else(|| ApprovalError::NotFound { id: id.to_owned() })?;
+            (entry.watch.subscribe(), entry.record.expires_at)
+        };
+        // Subscribed first, so a decision made from here on is not missed.
+        let status = self
+            .status(id)
+            .ok_or_else(|| ApprovalError::NotFound { id: id.to_owned() })?;
+        if status != ApprovalStatus::Pending {
+            return Ok(status);
+        }
+        let now = self.clock.now()?;
+        let until_expiry = Duration::from_secs(expires_at.saturating_sub(now));
+        let deadline = tokio::time::Instant::now() + timeout.min(until_expiry);
+        // Ends at the deadline (`Err`), or if the coordinator went away (`Ok(Err)`).
+        while let Ok(Ok(())) = tokio::time::timeout_at(deadline, changes.changed()).await {
+            let status = *changes.borrow_and_update();
+            if status != ApprovalStatus::Pending {
+                return Ok(status);
+            }
+        }
+        match self.status(id) {
+            Some(ApprovalStatus::Pending) => Err(ApprovalError::Timeout { id: id.to_owned() }),
+            Some(status) => Ok(status),
+            None => Err(ApprovalError::NotFound { id: id.to_owned() }),
+        }
+    }
+
+    /// Checks the audit log's hash chain: `Ok(Ok(n))` for a sound chain of `n` entries,
+    /// `Ok(Err(link))` for the first broken link.
+    pub fn verify_audit_log(&self) -> Result<Result<u64, BrokenLink>, ApprovalError> {
+        self.store
+            .verify()
+            .map_err(|e| ApprovalError::Store(crate::error::ApprovalStoreError::read(e)))
+    }
+
+    fn apply_signed(
+        &self,
+        event: &Event,
+        expect: Option<bool>,
+    ) -> Result<ApprovalStatus, ApprovalError> {
+        let id = parse_decision_event(event)?.request_id;
+        self.mutate(&id, |record, now| record.apply_signed(event, expect, now))
+    }
+
+    /// Changes a request through `change` on a copy: the copy is stored with its audit entry
+    /// first, and only then replaces the request in memory and wakes waiters. A refused or
+    /// unstored change leaves everything as it was.
+    fn mutate<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ApprovalRecord, u64) -> Result<(T, AuditEvent), ApprovalError>,
+    ) -> Result<T, ApprovalError> {
+        let now = self.clock.now()?;
+        let mut state = self.lock()?;
+        let entry = state
+            .entries
+            .get_mut(id)
+            .ok_or_else(|| ApprovalError::NotFound { id: id.to_owned() })?;
+        self.expire_entry(entry, now)?;
+        let mut next = entry.record.clone();
+        let (value, audit) = change(&mut next, now)?;
+        self.store.save(&next, audit)?;
+        let status = next.status_at(now);
+        entry.record = next;
+        entry.watch.send_replace(status);
+        Ok(value)
+    }
+
+    /// Stores the expiry of a request that is past it, and wakes its waiters.
+    fn expire_entry(&self, entry: &mut Entry, now: u64) -> Result<(), ApprovalError> {
+        let mut next = entry.record.clone();
+        if let Some(audit) = next.expire_if_due(now) {
+            self.store.save(&next, audit)?;
+            entry.record = next;
+            entry.watch.send_replace(ApprovalStatus::Expired);
+        }
+        Ok(())
+    }
+
+    fn policy(&self) -> ApprovalPolicy {
+        let operator = self
+            .identity
+            .operator_pubkey
+            .as_deref()
+            .and_then(|key| parse_public_key(key).ok())
+            .map(|key| key.to_hex());
+        let (approvers, required) = match (&self.guardians, operator) {
+            (Some((keys, k)), _) => (keys.clone(), *k),
+            (None, Some(operator)) => (vec![operator], 1),
+            (None, None) => (Vec::new(), 1),
+        };
+        // An operator key that does not parse still forbids unsigned approvals: fail closed.
+        let default_unsigned = self.guardians.is_none() && self.identity.operator_pubkey.is_none();
+        ApprovalPolicy {
+            approvers,
+            required,
+            allow_unsigned: self.unsigned_override.unwrap_or(default_unsigned),
+            max_event_age_secs: self.max_event_age_secs,
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, ApprovalError> {
+        self.state.lock().map_err(|_| ApprovalError::Poisoned)
+    }
+}

@@ -1,0 +1,158 @@
+//! `ao approvals`: approval requests in a database file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use agent_orchestrator::approvals::{
+    ApprovalRecord, ApprovalStatus, ApprovalStore, build_decision_event,
+};
+use agent_orchestrator::audit::AuditLog;
+use agent_orchestrator::store::SqliteStore;
+use agent_orchestrator::types::{Clock, SystemClock};
+use clap::Subcommand;
+
+use crate::CliError;
+use crate::secrets::read_keys;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The database file.
+    #[arg(long, env = "AO_DB", value_name = "FILE")]
+    db: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List approval requests, oldest first (pending ones unless --all).
+    List {
+        /// Show decided and expired requests too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request. Signed with --key-file when the request needs an operator's or
+    /// guardian's signature.
+    Approve(Decide),
+    /// Reject a request.
+    Reject(Decide),
+    /// Check the audit log's hash chain; exits 1 and names the first broken entry if it is broken.
+    VerifyLog,
+}
+
+#[derive(Debug, clap::Args)]
+struct Decide {
+    /// The request id.
+    id: String,
+    /// A file holding the operator's or a guardian's secret key (nsec or hex), to sign the
+    /// decision as a NIP-SA guardian approval (kind 39213).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Why.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Who decides, for an unsigned decision.
+    #[arg(long, default_value = "cli operator")]
+    by: String,
+}
+
+pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
+    if !args.db.exists() {
+        return Err(CliError::NoDatabase(args.db));
+    }
+    let store = SqliteStore::open(&args.db)?;
+    match args.command {
+        Command::List { all } => list(&store, all),
+        Command::Approve(d) => decide(&store, d, true),
+        Command::Reject(d) => decide(&store, d, false),
+        Command::VerifyLog => verify_log(&store),
+    }
+}
+
+fn time(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+}
+
+fn list(store: &SqliteStore, all: bool) -> Result<ExitCode, CliError> {
+    let now = SystemClock.now()?;
+    let records = store.load_all()?;
+    let shown: Vec<&ApprovalRecord> = records
+        .iter()
+        .filter(|r| all || r.status_at(now) == ApprovalStatus::Pending)
+        .collect();
+    if shown.is_empty() {
+        println!(
+            "{}",
+            if all {
+                "no approval requests"
+            } else {
+                "no pending approval requests"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<32}  {:<9}  {:<16}  {:<20}  {:>10}  {:<20}  description",
+        "id", "status", "agent", "action", "sats", "requested"
+    );
+    for r in shown {
+        println!(
+            "{:<32}  {:<9}  {:<16}  {:<20}  {:>10}  {:<20}  {}",
+            r.request.request_id,
+            r.status_at(now),
+            r.agent,
+            r.request.action_type,
+            r.request.cost_estimate_sats,
+            time(r.request.created_at),
+            r.request.description
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn decide(store: &SqliteStore, d: Decide, approve: bool) -> Result<ExitCode, CliError> {
+    let now = SystemClock.now()?;
+    let mut record = store
+        .load(&d.id)?
+        .ok_or_else(|| CliError::UnknownRequest(d.id.clone()))?;
+    if let Some(audit) = record.expire_if_due(now) {
+        store.save(&record, audit)?;
+    }
+    let (status, audit) = match &d.key_file {
+        Some(path) => {
+            let keys = read_keys(Path::new(path))?;
+            let event = build_decision_event(&keys, &d.id, approve, d.reason.as_deref(), now)?;
+            record.apply_signed(&event, Some(approve), now)?
+        }
+        None => {
+            let audit = record.decide_unsigned(approve, &d.by, d.reason.clone(), now)?;
+            (record.status_at(now), audit)
+        }
+    };
+    store.save(&record, audit)?;
+    match status {
+        ApprovalStatus::Pending => {
+            let approvals = record.votes.iter().filter(|v| v.approved).count();
+            println!(
+                "{}: vote recorded, {approvals} of {} approvals; still pending",
+                d.id, record.policy.required
+            );
+        }
+        status => println!("{}: {status}", d.id),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_log(store: &SqliteStore) -> Result<ExitCode, CliError> {
+    match store.verify()? {
+        Ok(n) => {
+            println!("audit log intact: {n} entries, every link verified");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            println!("{broken}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

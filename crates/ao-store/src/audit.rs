@@ -1,0 +1,103 @@
+//! The audit log on SQLite: `ao_audit::AuditLog` for [`SqliteStore`].
+
+use ao_audit::{AuditEntry, AuditError, AuditEvent, AuditLog};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::StoreError;
+use crate::store::SqliteStore;
+
+fn decode(row: &Row<'_>) -> rusqlite::Result<(i64, i64, String, String, String, String, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn to_entry(
+    (seq, timestamp, kind, agent, detail, prev_hash, hash): (
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+    ),
+) -> Result<AuditEntry, StoreError> {
+    let unsigned = |field: &str, v: i64| {
+        u64::try_from(v)
+            .map_err(|_| StoreError::Corrupt(format!("audit {field} is negative ({v})")))
+    };
+    Ok(AuditEntry {
+        seq: unsigned("seq", seq)?,
+        timestamp: unsigned("timestamp", timestamp)?,
+        kind,
+        agent,
+        detail,
+        prev_hash,
+        hash,
+    })
+}
+
+/// Appends `event` after the last entry, inside the caller's write transaction.
+pub(crate) fn append_in(conn: &Connection, event: AuditEvent) -> Result<AuditEntry, StoreError> {
+    let last = conn
+        .prepare_cached(
+            "SELECT seq, timestamp, kind, agent, detail, prev_hash, hash
+             FROM audit_log ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([], decode)
+        .optional()?
+        .map(to_entry)
+        .transpose()?;
+    let entry = AuditEntry::next(last.as_ref(), event);
+    let as_i64 = |field: &str, v: u64| {
+        i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("audit {field} {v} is too large")))
+    };
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, timestamp, kind, agent, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        as_i64("seq", entry.seq)?,
+        as_i64("timestamp", entry.timestamp)?,
+        entry.kind,
+        entry.agent,
+        entry.detail,
+        entry.prev_hash,
+        entry.hash
+    ])?;
+    Ok(entry)
+}
+
+impl AuditLog for SqliteStore {
+    fn append(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
+        self.write(move |conn| append_in(conn, event))
+            .map_err(AuditError::write)
+    }
+
+    fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, AuditError> {
+        let conn = self.reader().map_err(AuditError::read)?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, timestamp, kind, agent, detail, prev_hash, hash
+                 FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(AuditError::read)?;
+        let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![from, limit], decode)
+            .map_err(AuditError::read)?;
+        let mut entries = Vec::new();
+        for row in rows {
+            entries.push(to_entry(row.map_err(AuditError::read)?).map_err(AuditError::read)?);
+        }
+        Ok(entries)
+    }
+}
