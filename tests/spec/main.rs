@@ -14,6 +14,10 @@ mod approvals;
 #[rustfmt::skip]
 mod budget;
 #[rustfmt::skip]
+mod hooks;
+#[rustfmt::skip]
 mod identity;
+#[rustfmt::skip]
+mod together;
 #[rustfmt::skip]
 mod routing;

@@ -10,10 +10,10 @@
 //! | [`types`] | `ao-types` | always | providers, token usage, money, clocks, agent names |
 //! | `identity` | `ao-identity` | `identity` | threshold configurations, autonomy levels, agent identities |
 //! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router |
-//! | `budget` | `ao-budget` | `budget` | cost tracking and budgets |
+//! | `budget` | `ao-budget` | `budget` | cost tracking, reservations and budgets |
 //! | `approvals` | `ao-approvals` | `approvals` | the approval workflow, signed decisions |
 //! | `audit` | `ao-audit` | `approvals` | the hash-chained audit log |
-//! | `hooks` | `ao-hooks` | `hooks` | enforcement around tool calls |
+//! | `hooks` | `ao-hooks` | `hooks` | enforcement around tool calls: budgets, approvals, audit |
 //! | `store` | `ao-store` | `store` | the SQLite database |
 //!
 //! Every feature is on by default. A user who needs only a part depends on the facade with
@@ -89,6 +89,11 @@ pub use ao_audit as audit;
 #[cfg(feature = "hooks")]
 #[doc(inline)]
 pub use ao_hooks as hooks;
+#[cfg(feature = "hooks")]
+#[doc(inline)]
+pub use ao_hooks::{
+    ApprovalHook, AuditHook, CostTrackingHook, Hook, HookManager, HookResult, ToolCall, ToolOutput,
+};
 
 #[cfg(feature = "store")]
 #[doc(inline)]

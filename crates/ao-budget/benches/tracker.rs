@@ -19,7 +19,7 @@ use ao_budget::{BudgetConfig, CostRecord, CostTracker};
 use ao_types::{BackendProvider, TestClock, utc_day_start};
 use criterion::{BenchmarkId, Criterion};
 
-/// 2026-11-28T12:00:00Z.
+/// 2026-11-29T12:00:00Z.
 const NOW: u64 = 1_795_953_600;
 const SESSION: u64 = NOW - 3_600;
 const UNLIMITED: BudgetConfig = BudgetConfig {

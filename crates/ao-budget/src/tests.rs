@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// 2026-11-28T00:00:00Z.
+/// 2026-11-29T00:00:00Z.
 const MIDNIGHT: u64 = 1_795_910_400;
 
 fn budget(daily: u64, session: u64, warn: u8) -> BudgetConfig {

@@ -206,6 +206,11 @@ impl CostTracker {
         Ok(self)
     }
 
+    /// The clock the tracker reads: its "today", leases and horizon all come from it.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// The budget that applies to `agent`.
     pub fn budget_for(&self, agent: &str) -> BudgetConfig {
         self.budgets

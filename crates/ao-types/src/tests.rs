@@ -80,7 +80,7 @@ fn system_clock_reads_after_2020() {
 
 #[test]
 fn utc_days_are_half_open() {
-    // 2026-11-28T00:00:00Z is 1795910400.
+    // 2026-11-29T00:00:00Z is 1795910400.
     let midnight = 1_795_910_400;
     assert_eq!(utc_day_start(midnight), midnight);
     assert_eq!(utc_day_start(midnight + 86_399), midnight);

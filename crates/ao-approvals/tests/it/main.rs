@@ -17,7 +17,7 @@ use ao_identity::{AgentIdentity, AutonomyLevel};
 use ao_types::TestClock;
 use nostr::{Event, JsonUtil, Keys};
 
-/// 2026-11-28T00:00:00Z.
+/// 2026-11-29T00:00:00Z.
 const T0: u64 = 1_795_910_400;
 
 fn identity(operator: Option<&Keys>) -> AgentIdentity {

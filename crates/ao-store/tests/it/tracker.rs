@@ -9,7 +9,7 @@ use ao_types::{BackendProvider, TestClock};
 
 use crate::TempStore;
 
-/// 2026-11-28T00:00:00Z.
+/// 2026-11-29T00:00:00Z.
 const MIDNIGHT: u64 = 1_795_910_400;
 
 fn rec(agent: &str, cost: u64, timestamp: u64) -> CostRecord {
