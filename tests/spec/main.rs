@@ -21,3 +21,5 @@ mod identity;
 mod together;
 #[rustfmt::skip]
 mod routing;
+#[rustfmt::skip]
+mod threshold;

@@ -4,9 +4,10 @@
 
 #![allow(clippy::print_stdout, reason = "an example prints what it shows")]
 
+use agent_orchestrator::threshold::{agent_profile, parse_agent_profile, sign_event};
 use agent_orchestrator::{
-    AgentIdentity, AutonomyLevel, BackendConfig, BackendProvider, MultiBackendRouter,
-    ThresholdConfig,
+    AgentIdentity, AutonomyLevel, BackendConfig, BackendProvider, KeygenConfig, KeygenSession,
+    MultiBackendRouter, ThresholdConfig,
 };
 use nostr::{Keys, ToBech32};
 
@@ -29,12 +30,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!();
+    println!("== A real 2-of-3 key ceremony (distributed key generation) ==");
+    let ceremony = KeygenSession::new(KeygenConfig {
+        threshold: 2,
+        total: 3,
+    })
+    .complete()?;
+    let config = ThresholdConfig::new(2, 3)
+        .with_signers(ceremony.signer_pubkeys())
+        .with_group_pubkey(ceremony.group_pubkey());
+    config.validate()?;
+    println!(
+        "group key (the agent's npub): {}",
+        ceremony.group.public_key().to_bech32()?
+    );
+    for (i, signer) in ceremony.signer_pubkeys().iter().enumerate() {
+        println!("signer {}: {signer}", i + 1);
+    }
+    println!("full check (validate): ok; no party ever held the whole key");
+
+    println!();
     println!("== Agent identity ==");
-    let agent = Keys::generate();
     let operator = Keys::generate();
-    let identity = AgentIdentity::new(agent.public_key().to_hex(), "MyAgent", "codex-sonnet-4")
+    let identity = AgentIdentity::new(ceremony.group_pubkey(), "MyAgent", "codex-sonnet-4")
         .with_autonomy(AutonomyLevel::SemiAutonomous)
-        .with_operator(operator.public_key().to_bech32()?);
+        .with_operator(operator.public_key().to_bech32()?)
+        .with_threshold(config);
     identity.validate()?;
     println!("agent    {} ({})", identity.name, identity.agent_pubkey);
     println!(
@@ -49,8 +70,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let with_placeholder = identity.clone().with_threshold(placeholder);
     println!(
-        "with the placeholder threshold config, threshold-protected: {} (placeholders protect nothing)",
+        "with the spec's placeholder config instead, threshold-protected: {} (placeholders protect nothing)",
         with_placeholder.is_threshold_protected()
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let profile = sign_event(
+        &ceremony.group,
+        &[&ceremony.shares[0], &ceremony.shares[2]],
+        agent_profile(&identity, &ceremony.group, now)?,
+    )?;
+    profile.verify()?;
+    println!(
+        "NIP-SA profile (kind {}) signed by signers 1 and 3: id {}, verifies with nostr's own check",
+        profile.kind.as_u16(),
+        profile.id
+    );
+    println!(
+        "parsed back: name {}, autonomy {}",
+        parse_agent_profile(&profile)?.name,
+        parse_agent_profile(&profile)?.autonomy_level
     );
 
     println!();

@@ -9,6 +9,7 @@
 //! |--------|-------|---------|---------------|
 //! | [`types`] | `ao-types` | always | providers, token usage, money, clocks, agent names |
 //! | `identity` | `ao-identity` | `identity` | threshold configurations, autonomy levels, agent identities |
+//! | `threshold` | `ao-threshold` | `threshold` | FROST keys: key generation, signing Nostr events, encrypted shares |
 //! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router |
 //! | `budget` | `ao-budget` | `budget` | cost tracking, reservations and budgets |
 //! | `approvals` | `ao-approvals` | `approvals` | the approval workflow, signed decisions |
@@ -61,6 +62,13 @@ pub use ao_identity as identity;
 #[cfg(feature = "identity")]
 #[doc(inline)]
 pub use ao_identity::{AgentIdentity, AutonomyLevel, ThresholdConfig};
+
+#[cfg(feature = "threshold")]
+#[doc(inline)]
+pub use ao_threshold as threshold;
+#[cfg(feature = "threshold")]
+#[doc(inline)]
+pub use ao_threshold::{KeygenConfig, KeygenSession};
 
 #[cfg(feature = "routing")]
 #[doc(inline)]

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use agent_orchestrator::approvals::{ApprovalError, ApprovalStoreError};
 use agent_orchestrator::audit::AuditError;
 use agent_orchestrator::store::StoreError;
+use agent_orchestrator::threshold::ThresholdError;
 use agent_orchestrator::types::ClockError;
 
 /// Why a command failed.
@@ -18,6 +19,33 @@ pub(crate) enum CliError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     Clock(#[from] ClockError),
+    #[error(transparent)]
+    Threshold(#[from] ThresholdError),
+    #[error("cannot write `{}`: {source}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` already exists; keygen never overwrites key material, choose another --out", .0.display())]
+    Exists(PathBuf),
+    #[error("no passphrase: set AO_PASSPHRASE or run in a terminal to be asked")]
+    NoPassphrase,
+    #[error("the passphrases do not match")]
+    PassphraseMismatch,
+    #[error("cannot read the passphrase: {source}")]
+    Prompt {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} must be {expected}: {reason}")]
+    BadInput {
+        what: &'static str,
+        expected: &'static str,
+        reason: String,
+    },
+    #[error("`{}` is not an unsigned Nostr event: {reason}", path.display())]
+    BadEvent { path: PathBuf, reason: String },
     #[error("cannot read `{}`: {source}", path.display())]
     ReadFile {
         path: PathBuf,

@@ -15,7 +15,10 @@
 
 mod approvals;
 mod error;
+mod files;
+mod passphrase;
 mod secrets;
+mod threshold;
 
 use std::process::ExitCode;
 
@@ -33,6 +36,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate a threshold key: `group.json` and one encrypted `share-<i>.json` per signer.
+    /// The passphrase comes from AO_PASSPHRASE, or is asked for in a terminal.
+    Keygen(threshold::KeygenArgs),
+    /// Sign a 32-byte message or an unsigned Nostr event with at least `threshold` shares.
+    Sign(threshold::SignArgs),
+    /// Check a BIP-340 signature: exit 0 when valid, 1 when not.
+    Verify(threshold::VerifyArgs),
+    /// Give every signer a new share of the same group key (key rotation; the npub stays).
+    Refresh(threshold::RefreshArgs),
+    /// Rebuild a lost share from `threshold` other shares.
+    Repair(threshold::RepairArgs),
     /// Approval requests in a database file: list them, decide them, verify the audit log.
     Approvals(approvals::Args),
 }
@@ -41,6 +55,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Approvals(args) => approvals::run(args),
+        Command::Keygen(args) => threshold::keygen(args),
+        Command::Sign(args) => threshold::sign(args),
+        Command::Verify(args) => threshold::verify(args),
+        Command::Refresh(args) => threshold::refresh(args),
+        Command::Repair(args) => threshold::repair(args),
     };
     match result {
         Ok(code) => code,

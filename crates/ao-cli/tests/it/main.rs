@@ -4,6 +4,7 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod approvals;
+mod threshold;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -13,6 +14,7 @@ pub(crate) fn ao(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ao"))
         .args(args)
         .env_remove("AO_DB")
+        .env_remove("AO_PASSPHRASE")
         .envs(envs.iter().copied())
         .output()
         .unwrap()
