@@ -1,0 +1,211 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ao_types::BackendProvider;
+
+use super::chat::{ChatRequest, ChatResponse, ChatStream};
+use super::client::Backend;
+use super::error::BackendError;
+use crate::BackendConfig;
+
+/// One failed try at one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The backend tried.
+    pub provider: BackendProvider,
+    /// Why it failed.
+    pub error: BackendError,
+}
+
+/// Every backend of the chain failed, or one failed in a way another cannot fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FallbackError {
+    /// Each try, in order. Empty when the chain was empty.
+    pub attempts: Vec<Attempt>,
+}
+
+impl fmt::Display for FallbackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.attempts.is_empty() {
+            return f.write_str("no enabled backend to try");
+        }
+        f.write_str("no backend answered: ")?;
+        for (i, a) in self.attempts.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}", a.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl FallbackError {
+    /// The last failure, which decided the outcome.
+    pub fn last(&self) -> Option<&BackendError> {
+        self.attempts.last().map(|a| &a.error)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Health {
+    consecutive_failures: u32,
+    cooling_until: Option<Instant>,
+}
+
+/// The live backends, by provider, with the health that decides the order they are tried in.
+///
+/// A backend that failed `cooldown_after` times in a row (after its own retries) is skipped for
+/// `cooldown`, unless every backend of the chain is cooling down.
+pub struct BackendPool {
+    backends: HashMap<BackendProvider, Arc<dyn Backend>>,
+    health: Mutex<HashMap<BackendProvider, Health>>,
+    cooldown_after: u32,
+    cooldown: Duration,
+}
+
+impl fmt::Debug for BackendPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendPool")
+            .field("backends", &self.backends.keys().collect::<Vec<_>>())
+            .field("cooldown_after", &self.cooldown_after)
+            .field("cooldown", &self.cooldown)
+            .finish()
+    }
+}
+
+impl Default for BackendPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BackendPool {
+    /// An empty pool: cooldown of 30 s after 3 failures in a row.
+    pub fn new() -> Self {
+        Self {
+            backends: HashMap::new(),
+            health: Mutex::new(HashMap::new()),
+            cooldown_after: 3,
+            cooldown: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets the cooldown: `cooldown` after `after` failures in a row.
+    pub fn with_cooldown(mut self, after: u32, cooldown: Duration) -> Self {
+        self.cooldown_after = after.max(1);
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// Adds (or replaces) the backend of its provider.
+    pub fn with_backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backends.insert(backend.config().provider, backend);
+        self
+    }
+
+    /// The backend of `provider`, if any.
+    pub fn get(&self, provider: BackendProvider) -> Option<&Arc<dyn Backend>> {
+        self.backends.get(&provider)
+    }
+
+    /// Whether `provider` is cooling down now.
+    pub fn is_cooling(&self, provider: BackendProvider) -> bool {
+        self.health
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&provider).copied())
+            .and_then(|h| h.cooling_until)
+            .is_some_and(|until| until > Instant::now())
+    }
+
+    /// The backends to try for `chain`, in order: those with a live client and not cooling down;
+    /// all of them if every one is cooling down.
+    fn order(&self, chain: &[&BackendConfig]) -> Vec<Arc<dyn Backend>> {
+        let live: Vec<Arc<dyn Backend>> = chain
+            .iter()
+            .filter_map(|c| self.backends.get(&c.provider).cloned())
+            .collect();
+        let warm: Vec<Arc<dyn Backend>> = live
+            .iter()
+            .filter(|b| !self.is_cooling(b.config().provider))
+            .cloned()
+            .collect();
+        if warm.is_empty() { live } else { warm }
+    }
+
+    fn record(&self, provider: BackendProvider, ok: bool) {
+        let Ok(mut health) = self.health.lock() else {
+            return;
+        };
+        let h = health.entry(provider).or_default();
+        if ok {
+            *h = Health::default();
+            return;
+        }
+        h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+        if h.consecutive_failures >= self.cooldown_after {
+            h.cooling_until = Some(Instant::now() + self.cooldown);
+            tracing::warn!(%provider, cooldown = ?self.cooldown, "backend keeps failing; cooling it down");
+        }
+    }
+
+    /// Sends `request` along `chain`: the first backend that answers wins. A failure that another
+    /// backend may not have (unreachable, timeout, 429, 5xx) moves on to the next; any other
+    /// (a bad request, a malformed reply) ends the walk.
+    pub async fn complete(
+        &self,
+        chain: &[&BackendConfig],
+        request: &ChatRequest,
+    ) -> Result<(BackendProvider, ChatResponse), FallbackError> {
+        let mut attempts = Vec::new();
+        for backend in self.order(chain) {
+            let provider = backend.config().provider;
+            match backend.complete(request).await {
+                Ok(response) => {
+                    self.record(provider, true);
+                    return Ok((provider, response));
+                }
+                Err(error) => {
+                    let retryable = error.is_retryable();
+                    self.record(provider, !retryable);
+                    attempts.push(Attempt { provider, error });
+                    if !retryable {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(FallbackError { attempts })
+    }
+
+    /// Opens a stream along `chain`, falling back as [`complete`](BackendPool::complete) does
+    /// until a backend starts answering. Once a stream has started, it is that backend's.
+    pub async fn stream(
+        &self,
+        chain: &[&BackendConfig],
+        request: &ChatRequest,
+    ) -> Result<(BackendProvider, ChatStream), FallbackError> {
+        let mut attempts = Vec::new();
+        for backend in self.order(chain) {
+            let provider = backend.config().provider;
+            match backend.stream(request).await {
+                Ok(stream) => {
+                    self.record(provider, true);
+                    return Ok((provider, stream));
+                }
+                Err(error) => {
+                    let retryable = error.is_retryable();
+                    self.record(provider, !retryable);
+                    attempts.push(Attempt { provider, error });
+                    if !retryable {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(FallbackError { attempts })
+    }
+}
