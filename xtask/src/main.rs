@@ -72,6 +72,7 @@ fn ci() -> Result<(), String> {
         "approvals",
         "hooks",
         "store",
+        "runtime",
     ] {
         cargo(
             &[

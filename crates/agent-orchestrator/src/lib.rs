@@ -16,6 +16,7 @@
 //! | `audit` | `ao-audit` | `approvals` | the hash-chained audit log |
 //! | `hooks` | `ao-hooks` | `hooks` | enforcement around tool calls: budgets, approvals, audit |
 //! | `store` | `ao-store` | `store` | the SQLite database |
+//! | `orchestrator` | `ao-orchestrator` | `runtime` | real backends, the `Orchestrator`, TOML configuration |
 //!
 //! Every feature is on by default. A user who needs only a part depends on the facade with
 //! `default-features = false` and the features they want, or on one sub-crate directly.
@@ -109,6 +110,13 @@ pub use ao_store as store;
 #[cfg(feature = "store")]
 #[doc(inline)]
 pub use ao_store::SqliteStore;
+
+#[cfg(feature = "runtime")]
+#[doc(inline)]
+pub use ao_orchestrator as orchestrator;
+#[cfg(feature = "runtime")]
+#[doc(inline)]
+pub use ao_orchestrator::{Config, Orchestrator};
 
 /// The README's Rust example, compiled and run as a doctest so it cannot drift from the code.
 #[cfg(all(doctest, feature = "routing"))]

@@ -54,6 +54,10 @@ pub(crate) enum CliError {
     },
     #[error("`{}` holds no valid secret key (expected an nsec or 64 hex characters)", path.display())]
     BadKeyFile { path: PathBuf },
+    #[error(transparent)]
+    Config(#[from] agent_orchestrator::orchestrator::ConfigError),
+    #[error("{0}")]
+    Demo(String),
     #[error("no approval request `{0}` in the database")]
     UnknownRequest(String),
     #[error("the database `{}` does not exist; give the path of an existing file with --db", .0.display())]

@@ -14,6 +14,7 @@
 )]
 
 mod approvals;
+mod demo;
 mod error;
 mod files;
 mod passphrase;
@@ -36,6 +37,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole spec end to end: key ceremony, signed profile, routing, budgets, approvals,
+    /// audit. Uses a simulated backend unless --backend-url names a real one.
+    Demo(demo::DemoArgs),
     /// Generate a threshold key: `group.json` and one encrypted `share-<i>.json` per signer.
     /// The passphrase comes from AO_PASSPHRASE, or is asked for in a terminal.
     Keygen(threshold::KeygenArgs),
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Approvals(args) => approvals::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Keygen(args) => threshold::keygen(args),
         Command::Sign(args) => threshold::sign(args),
         Command::Verify(args) => threshold::verify(args),

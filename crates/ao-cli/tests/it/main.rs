@@ -4,6 +4,7 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod approvals;
+mod demo;
 mod threshold;
 
 use std::path::Path;

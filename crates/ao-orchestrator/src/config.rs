@@ -1,0 +1,408 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ao_budget::BudgetConfig;
+use ao_identity::{AutonomyLevel, parse_public_key};
+use ao_routing::BackendProvider;
+use ao_types::AgentName;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration file could not be used. The message names the line when it can.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", match line { Some(l) => format!("config line {l}: "), None => String::new() })]
+pub struct ConfigError {
+    /// The 1-based line of the offending value, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A budget in the configuration: the spec's three fields, and an optional daily token cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetEntry {
+    /// Most an agent may spend in one UTC day, in sats.
+    pub daily_limit_sats: u64,
+    /// Most an agent may spend in one session, in sats.
+    pub session_limit_sats: u64,
+    /// Warn at this percentage of either limit.
+    #[serde(default = "default_warn")]
+    pub warn_threshold_pct: u8,
+    /// Most tokens an agent may use in one UTC day, free backends included.
+    #[serde(default)]
+    pub daily_token_cap: Option<u64>,
+}
+
+fn default_warn() -> u8 {
+    80
+}
+
+impl BudgetEntry {
+    /// The spec's budget.
+    pub fn budget(&self) -> BudgetConfig {
+        BudgetConfig {
+            daily_limit_sats: self.daily_limit_sats,
+            session_limit_sats: self.session_limit_sats,
+            warn_threshold_pct: self.warn_threshold_pct,
+        }
+    }
+}
+
+/// One backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendEntry {
+    /// `codex`, `openai`, `gpt-oss` or `local`.
+    pub provider: Spanned<BackendProvider>,
+    /// The model sent to the backend.
+    pub model: String,
+    /// The base URL (ending in `/v1`, or the server root). Defaults per provider.
+    #[serde(default)]
+    pub endpoint: Option<Spanned<String>>,
+    /// The environment variable holding the API key; none for a local server without one.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Sats per 1,000 input tokens.
+    pub cost_per_1k_input: u64,
+    /// Sats per 1,000 output tokens.
+    pub cost_per_1k_output: u64,
+    /// Whether the backend may be routed to.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Seconds before a reply (or a silent stream) times out. Default 120.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Retries after a 429, a 5xx, a timeout or a connection failure. Default 2.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One agent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    /// The provider the agent is routed to; the default backend when absent.
+    #[serde(default)]
+    pub backend: Option<Spanned<BackendProvider>>,
+    /// The model name in the agent's identity.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The agent's Nostr key (hex or npub), for its identity.
+    #[serde(default)]
+    pub pubkey: Option<Spanned<String>>,
+    /// How much the agent may do alone. Default `supervised`.
+    #[serde(default)]
+    pub autonomy: AutonomyLevel,
+    /// The cost above which a semi-autonomous agent needs approval. Default 1000.
+    #[serde(default)]
+    pub approval_threshold_sats: Option<u64>,
+    /// The operator who approves, hex or npub. With one, only signed approvals count.
+    #[serde(default)]
+    pub operator: Option<Spanned<String>>,
+    /// Guardians (hex or npub) of whom `guardians_required` must approve.
+    #[serde(default)]
+    pub guardians: Vec<Spanned<String>>,
+    /// Guardians required. Default: all of them.
+    #[serde(default)]
+    pub guardians_required: Option<u32>,
+    /// The agent's own budget; the default budget when absent.
+    #[serde(default)]
+    pub budget: Option<BudgetEntry>,
+    /// The SHA-256 (hex) of the agent's gateway bearer key; see `ao keys`.
+    #[serde(default)]
+    pub api_key_sha256: Option<Spanned<String>>,
+}
+
+/// Approval settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsSection {
+    /// Seconds before an undecided request expires. Default 86400.
+    #[serde(default = "default_expiry")]
+    pub expiry_secs: u64,
+    /// Seconds a call waits for a decision before answering "needs approval". Default 0: answer at
+    /// once, and let the client retry with the approval id.
+    #[serde(default)]
+    pub wait_secs: u64,
+}
+
+fn default_expiry() -> u64 {
+    86_400
+}
+
+impl Default for ApprovalsSection {
+    fn default() -> Self {
+        Self {
+            expiry_secs: default_expiry(),
+            wait_secs: 0,
+        }
+    }
+}
+
+/// The gateway (`ao serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// The address to listen on. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The SHA-256 (hex) of the admin token for `/admin`.
+    #[serde(default)]
+    pub admin_token_sha256: Option<String>,
+    /// The largest request body accepted, in bytes. Default 1 MiB.
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    /// Seconds a client may take to send its request. Default 30.
+    #[serde(default = "default_client_timeout")]
+    pub client_timeout_secs: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_body() -> usize {
+    1024 * 1024
+}
+
+fn default_client_timeout() -> u64 {
+    30
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            admin_token_sha256: None,
+            max_body_bytes: default_body(),
+            client_timeout_secs: default_client_timeout(),
+        }
+    }
+}
+
+/// The whole configuration, read from TOML. Unknown keys and bad values are errors that name the
+/// line.
+///
+/// ```
+/// let config = ao_orchestrator::Config::from_toml(r#"
+/// default_backend = "codex"
+///
+/// [[backends]]
+/// provider = "codex"
+/// model = "sonnet-4"
+/// api_key_env = "OPENAI_API_KEY"
+/// cost_per_1k_input = 3
+/// cost_per_1k_output = 15
+///
+/// [agents.oracle]
+/// autonomy = "semi-autonomous"
+/// "#)?;
+/// assert_eq!(config.agents.len(), 1);
+/// # Ok::<(), ao_orchestrator::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the database lives. Default: `$AO_DATA_DIR`, else `$XDG_DATA_HOME/agent-orchestrator`,
+    /// else `~/.local/share/agent-orchestrator`. A relative path is relative to the config file.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// The SQLite database file. Default `ao.db` in the data directory.
+    #[serde(default)]
+    pub database: Option<PathBuf>,
+    /// The provider of agents without a route.
+    pub default_backend: Spanned<BackendProvider>,
+    /// The budget of agents without their own.
+    #[serde(default)]
+    pub default_budget: Option<BudgetEntry>,
+    /// The backends.
+    #[serde(default)]
+    pub backends: Vec<BackendEntry>,
+    /// The agents, by name.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentEntry>,
+    /// Approval settings.
+    #[serde(default)]
+    pub approvals: ApprovalsSection,
+    /// The gateway.
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(skip)]
+    text: String,
+    #[serde(skip)]
+    base: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads a configuration from TOML text, and checks what the types alone cannot.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            line: e.span().map(|s| line_of(text, s.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        config.text = text.to_owned();
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads a configuration file. Relative paths in it are relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            line: None,
+            message: format!("cannot read `{}`: {e}", path.display()),
+        })?;
+        let mut config = Self::from_toml(&text).map_err(|e| ConfigError {
+            line: e.line,
+            message: format!("{}: {}", path.display(), e.message),
+        })?;
+        config.base = path.parent().map(Path::to_owned);
+        Ok(config)
+    }
+
+    fn error_at<T>(&self, spanned: &Spanned<T>, message: String) -> ConfigError {
+        ConfigError {
+            line: Some(line_of(&self.text, spanned.span().start)),
+            message,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let mut seen: Vec<BackendProvider> = Vec::new();
+        for backend in &self.backends {
+            let provider = *backend.provider.get_ref();
+            if provider == BackendProvider::Dvm {
+                return Err(self.error_at(
+                    &backend.provider,
+                    "the `dvm` provider (NIP-90 compute) cannot be configured as an HTTP backend yet".into(),
+                ));
+            }
+            if seen.contains(&provider) {
+                return Err(self.error_at(
+                    &backend.provider,
+                    format!("a second `{provider}` backend; each provider may appear once"),
+                ));
+            }
+            seen.push(provider);
+            if let Some(endpoint) = &backend.endpoint
+                && !(endpoint.get_ref().starts_with("http://")
+                    || endpoint.get_ref().starts_with("https://"))
+            {
+                return Err(self.error_at(
+                    endpoint,
+                    format!(
+                        "endpoint `{}` must start with http:// or https://",
+                        endpoint.get_ref()
+                    ),
+                ));
+            }
+        }
+        let known = |p: &BackendProvider| seen.contains(p);
+        if !known(self.default_backend.get_ref()) {
+            return Err(self.error_at(
+                &self.default_backend,
+                format!(
+                    "default_backend `{}` is not among the configured backends",
+                    self.default_backend.get_ref()
+                ),
+            ));
+        }
+        for (name, agent) in &self.agents {
+            AgentName::new(name.as_str()).map_err(|e| ConfigError {
+                line: self
+                    .text
+                    .find(&format!("agents.{name}"))
+                    .map(|at| line_of(&self.text, at)),
+                message: format!("agents.{name}: {e}"),
+            })?;
+            if let Some(backend) = &agent.backend
+                && !known(backend.get_ref())
+            {
+                return Err(self.error_at(
+                    backend,
+                    format!(
+                        "agents.{name}.backend: no `{}` backend is configured",
+                        backend.get_ref()
+                    ),
+                ));
+            }
+            for key in agent
+                .pubkey
+                .iter()
+                .chain(&agent.operator)
+                .chain(&agent.guardians)
+            {
+                parse_public_key(key.get_ref())
+                    .map_err(|e| self.error_at(key, format!("agents.{name}: {e}")))?;
+            }
+            if let Some(required) = agent.guardians_required {
+                let n = agent.guardians.len();
+                if required == 0 || usize::try_from(required).map_or(true, |r| r > n) {
+                    return Err(ConfigError {
+                        line: None,
+                        message: format!(
+                            "agents.{name}.guardians_required is {required} but {n} guardians are listed"
+                        ),
+                    });
+                }
+            }
+            if let Some(hash) = &agent.api_key_sha256
+                && !(hash.get_ref().len() == 64
+                    && hash.get_ref().bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(self.error_at(
+                    hash,
+                    format!("agents.{name}.api_key_sha256 must be 64 hex characters"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The data directory, as the configuration or the environment say.
+    pub fn data_dir(&self) -> PathBuf {
+        let resolve = |p: &Path| match (&self.base, p.is_relative()) {
+            (Some(base), true) => base.join(p),
+            _ => p.to_owned(),
+        };
+        if let Some(dir) = &self.data_dir {
+            return resolve(dir);
+        }
+        default_data_dir()
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        match &self.database {
+            Some(path) if path.is_absolute() => path.clone(),
+            Some(path) => self.data_dir().join(path),
+            None => self.data_dir().join("ao.db"),
+        }
+    }
+}
+
+/// `$AO_DATA_DIR`, else `$XDG_DATA_HOME/agent-orchestrator`, else
+/// `$HOME/.local/share/agent-orchestrator`, else `./ao-data`.
+pub(crate) fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AO_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("agent-orchestrator");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".local/share/agent-orchestrator");
+    }
+    PathBuf::from("ao-data")
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len())).map_or(1, |before| {
+        before.bytes().filter(|b| *b == b'\n').count() + 1
+    })
+}

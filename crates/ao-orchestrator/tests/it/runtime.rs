@@ -1,0 +1,352 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use ao_approvals::ApprovalStatus;
+use ao_audit::AuditLog;
+use ao_budget::{BudgetError, Ledger};
+use ao_hooks::{ToolCall, ToolOutput};
+use ao_orchestrator::{CallOptions, OrchestratorError, StreamEvent};
+use ao_routing::BackendProvider;
+use ao_routing::http::{BackendError, ChatMessage, ChatRequest};
+use ao_sim::{Behavior, SimServer};
+use ao_types::{AgentName, TokenUsage};
+use futures_util::StreamExt;
+
+use crate::{config_text, orchestrator};
+
+fn hello(max_tokens: u64) -> ChatRequest {
+    ChatRequest::new(vec![ChatMessage::new("user", "Say hello to the team.")])
+        .with_max_tokens(max_tokens)
+}
+
+async fn servers() -> (SimServer, SimServer) {
+    let reply = |content: &str, usage| Behavior::Reply {
+        content: content.into(),
+        usage: Some(usage),
+    };
+    (
+        SimServer::start(reply("from openai", (1_000, 500)))
+            .await
+            .unwrap(),
+        SimServer::start(reply("from codex", (2_000, 1_000)))
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_settles_the_answering_backends_price_of_the_reported_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let (o, store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let done = o.complete("oracle", hello(100)).await.unwrap();
+    assert_eq!(done.backend, BackendProvider::OpenAI);
+    assert_eq!(done.response.content, "from openai");
+    assert_eq!(done.response.usage, TokenUsage::new(1_000, 500));
+    // 1,000 × 5 + 500 × 15 = 12,500 msats: 13 sats, rounded up.
+    assert_eq!(done.cost_sats, 13);
+    assert_eq!(o.tracker().daily_total("oracle"), 13);
+    let rows = store.load_agent_range("oracle", 0, u64::MAX).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            rows[0].cost_sats,
+            rows[0].input_tokens,
+            rows[0].output_tokens
+        ),
+        (13, 1_000, 500)
+    );
+    assert_eq!(rows[0].backend, BackendProvider::OpenAI);
+    let audit = store.entries(1, usize::MAX).unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.agent.as_str()),
+        ("completion", "oracle")
+    );
+    assert_eq!(last.detail_json().unwrap()["cost_sats"], 13);
+    assert_eq!(openai.last_request().unwrap()["model"], "gpt-4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_settles_the_usage_of_its_final_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let mut stream = o
+        .complete_stream("oracle", hello(100), CallOptions::default())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let mut done = None;
+    while let Some(event) = stream.next().await {
+        match event.unwrap() {
+            StreamEvent::Chunk(c) => text.push_str(&c.delta),
+            StreamEvent::Done {
+                usage,
+                cost_sats,
+                estimated,
+            } => done = Some((usage, cost_sats, estimated)),
+        }
+    }
+    assert_eq!(text, "from openai");
+    assert_eq!(done, Some((TokenUsage::new(1_000, 500), 13, false)));
+    drop(stream);
+    o.drain().await;
+    assert_eq!(o.tracker().daily_total("oracle"), 13);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_then_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    openai.script([Behavior::Status {
+        status: 429,
+        retry_after: Some(0),
+    }]);
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let done = o.complete("oracle", hello(100)).await.unwrap();
+    assert_eq!(done.backend, BackendProvider::OpenAI);
+    assert_eq!(openai.requests(), 2);
+    assert_eq!(codex.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_first_backend_falls_back_and_is_priced_at_the_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    openai.set_default(Behavior::Status {
+        status: 500,
+        retry_after: None,
+    });
+    let (o, store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let done = o.complete("oracle", hello(100)).await.unwrap();
+    assert_eq!(done.backend, BackendProvider::Codex);
+    assert_eq!(done.response.content, "from codex");
+    // Codex prices: 2,000 × 3 + 1,000 × 15 = 21,000 msats = 21 sats.
+    assert_eq!(done.cost_sats, 21);
+    assert_eq!(openai.requests(), 2, "one try and one retry");
+    let rows = store.load_agent_range("oracle", 0, u64::MAX).unwrap();
+    assert_eq!(rows[0].backend, BackendProvider::Codex);
+    assert_eq!(rows[0].cost_sats, 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_releases_the_reservation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    openai.set_default(Behavior::Hang(Duration::from_secs(30)));
+    codex.set_default(Behavior::Hang(Duration::from_secs(30)));
+    let (o, store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let err = o.complete("oracle", hello(100)).await.unwrap_err();
+    let OrchestratorError::Backend(fallback) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        fallback
+            .attempts
+            .iter()
+            .all(|a| matches!(a.error, BackendError::Timeout { .. })),
+        "{err}"
+    );
+    assert_eq!(o.tracker().daily_total("oracle"), 0);
+    assert_eq!(o.tracker().outstanding_reservations("oracle").unwrap(), 0);
+    assert!(store.load_range(0, u64::MAX).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_reply_is_an_error_and_its_estimate_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    openai.set_default(Behavior::Malformed);
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let err = o.complete("oracle", hello(100)).await.unwrap_err();
+    assert!(err.to_string().contains("malformed reply"), "{err}");
+    assert_eq!(
+        codex.requests(),
+        0,
+        "a malformed reply does not fall back: it may have been paid for"
+    );
+    assert!(o.tracker().daily_total("oracle") > 0);
+    assert_eq!(o.tracker().outstanding_reservations("oracle").unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_off_settles_an_estimate_from_the_text_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    openai.set_default(Behavior::StreamCut { chunks: 4 });
+    let (o, store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let mut stream = o
+        .complete_stream("oracle", hello(100), CallOptions::default())
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let mut cut = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(StreamEvent::Chunk(c)) => text.push_str(&c.delta),
+            Ok(StreamEvent::Done { .. }) => panic!("a cut stream has no clean end"),
+            Err(e) => {
+                assert!(e.to_string().contains("cut the stream off"), "{e}");
+                cut = true;
+            }
+        }
+    }
+    assert!(cut && !text.is_empty());
+    drop(stream);
+    o.drain().await;
+    let rows = store.load_agent_range("oracle", 0, u64::MAX).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].output_tokens >= 1,
+        "spent tokens are never recorded as zero"
+    );
+    assert!(rows[0].cost_sats >= 1);
+    assert_eq!(o.tracker().outstanding_reservations("oracle").unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_over_budget_never_reaches_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    // 4,000 output tokens at 15 sats per 1,000 is 60 sats, over `poor`'s 10.
+    let err = o.complete("poor", hello(4_000)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OrchestratorError::Budget(BudgetError::DailyExceeded { limit_sats: 10, .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(openai.requests() + codex.requests(), 0);
+    assert!(matches!(
+        o.complete("nobody", hello(1)).await,
+        Err(OrchestratorError::UnknownAgent { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervised_agent_waits_for_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    // Without waiting: the call stops with the request id, and goes through once approved.
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let err = o.complete("sisyphus", hello(100)).await.unwrap_err();
+    let OrchestratorError::NeedsApproval { request_id } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(codex.requests(), 0);
+    assert_eq!(o.tracker().outstanding_reservations("sisyphus").unwrap(), 0);
+    let coordinator = &o.agent("sisyphus").unwrap().coordinator;
+    let with = |id: &str| CallOptions {
+        approval_id: Some(id.to_owned()),
+        ..CallOptions::default()
+    };
+    assert!(matches!(
+        o.complete_with("sisyphus", hello(100), with(&request_id))
+            .await,
+        Err(OrchestratorError::NotApproved {
+            status: Some(ApprovalStatus::Pending),
+            ..
+        })
+    ));
+    coordinator.approve(&request_id).unwrap();
+    let done = o
+        .complete_with("sisyphus", hello(100), with(&request_id))
+        .await
+        .unwrap();
+    assert_eq!(done.approval_id.as_deref(), Some(request_id.as_str()));
+    assert_eq!(codex.requests(), 1);
+    assert!(
+        matches!(
+            o.complete_with("sisyphus", hello(100), with(&request_id))
+                .await,
+            Err(OrchestratorError::NotApproved { .. })
+        ),
+        "an approval allows one call"
+    );
+    drop(o);
+
+    // Waiting: the call resumes as soon as the operator approves from elsewhere.
+    let dir = tempfile::tempdir().unwrap();
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 30));
+    let call = {
+        let o = o.clone();
+        tokio::spawn(async move { o.complete("sisyphus", hello(100)).await })
+    };
+    let coordinator = Arc::clone(&o.agent("sisyphus").unwrap().coordinator);
+    let id = loop {
+        if let Some(p) = coordinator.list_pending().first() {
+            break p.request_id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    coordinator.approve(&id).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.response.content, "from codex");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let text = config_text(dir.path(), &openai, &codex, 0);
+    {
+        let (o, _store) = orchestrator(&text);
+        o.complete("oracle", hello(100)).await.unwrap();
+        o.complete("oracle", hello(100)).await.unwrap();
+    }
+    let (o, _store) = orchestrator(&text);
+    assert_eq!(o.tracker().daily_total("oracle"), 26);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_call_runs_through_the_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let (o, store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let agent = AgentName::new("oracle").unwrap();
+    let call = ToolCall::new(
+        agent.clone(),
+        "web_search",
+        serde_json::json!({"q": "rust", "agent": "poor"}),
+    )
+    .with_cost_estimate(50);
+    let output = o
+        .run_tool(call, |_| async {
+            ToolOutput::new("results").with_usage(TokenUsage::new(10_000, 5_000))
+        })
+        .await
+        .unwrap();
+    // OpenAI prices (oracle's route): 10,000 × 5 + 5,000 × 15 = 125 sats.
+    assert_eq!(output.cost_sats, Some(125));
+    assert_eq!(o.tracker().daily_total("oracle"), 125);
+    assert_eq!(o.tracker().daily_total("poor"), 0);
+    assert!(
+        store
+            .entries(1, usize::MAX)
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "tool.completed")
+    );
+    let over =
+        ToolCall::new(agent, "web_search", serde_json::json!({})).with_cost_estimate(1_000_000);
+    let ran = std::sync::atomic::AtomicBool::new(false);
+    let err = o
+        .run_tool(over, |_| async {
+            ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            ToolOutput::new("x")
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, OrchestratorError::ToolBlocked { .. }),
+        "{err}"
+    );
+    assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+}
