@@ -23,7 +23,11 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci           formatting, clippy (-D warnings), feature checks, every test, docs
   test         every test of the workspace (unit, integration, doc, cross-crate)
-  integration  the cross-crate suites in tests/";
+  integration  the cross-crate suites in tests/
+  bench NAME   a benchmark, with its ratios against the baseline in the same run:
+               tracker (budgets), ledger (SQLite), hooks, signing (FROST), gateway
+               `bench gateway --litellm` also installs the LiteLLM proxy in target/bench-venv
+               and compares with it";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("test") => test(),
         Some("integration") => integration(),
+        Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -73,6 +78,7 @@ fn ci() -> Result<(), String> {
         "hooks",
         "store",
         "runtime",
+        "gateway",
     ] {
         cargo(
             &[
@@ -105,6 +111,53 @@ fn test() -> Result<(), String> {
 
 fn integration() -> Result<(), String> {
     cargo(&["test", "--package", "ao-tests", "--locked"], &[])
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let (package, target) = match args.first().map(String::as_str) {
+        Some("tracker") => ("ao-budget", "tracker"),
+        Some("ledger") => ("ao-store", "ledger"),
+        Some("hooks") => ("ao-hooks", "dispatch"),
+        Some("signing") => ("ao-threshold", "signing"),
+        Some("gateway") => ("ao-gateway", "gateway"),
+        _ => return Err(format!("which benchmark?\n\n{USAGE}")),
+    };
+    let mut envs: Vec<(&str, String)> = Vec::new();
+    if args.iter().any(|a| a == "--litellm") {
+        envs.push(("AO_BENCH_LITELLM", litellm()?));
+    }
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    cargo(&["bench", "--package", package, "--bench", target], &envs)
+}
+
+/// Installs the LiteLLM proxy into `target/bench-venv` (once) and returns its executable.
+fn litellm() -> Result<String, String> {
+    let venv = std::path::Path::new("target/bench-venv");
+    let bin = venv.join("bin/litellm");
+    if !bin.exists() {
+        run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+        let pip = venv.join("bin/pip");
+        run(
+            &pip.to_string_lossy(),
+            &["install", "--quiet", "litellm[proxy]"],
+        )?;
+    }
+    std::fs::canonicalize(&bin)
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|e| format!("litellm was not installed: {e}"))
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    println!("xtask: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("could not run `{program}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
 }
 
 /// Runs `cargo` with `args` and extra environment variables, failing when it fails.

@@ -17,6 +17,7 @@
 //! | `hooks` | `ao-hooks` | `hooks` | enforcement around tool calls: budgets, approvals, audit |
 //! | `store` | `ao-store` | `store` | the SQLite database |
 //! | `orchestrator` | `ao-orchestrator` | `runtime` | real backends, the `Orchestrator`, TOML configuration |
+//! | `gateway` | `ao-gateway` | `gateway` | the OpenAI-compatible HTTP gateway of `ao serve` |
 //!
 //! Every feature is on by default. A user who needs only a part depends on the facade with
 //! `default-features = false` and the features they want, or on one sub-crate directly.
@@ -117,6 +118,10 @@ pub use ao_orchestrator as orchestrator;
 #[cfg(feature = "runtime")]
 #[doc(inline)]
 pub use ao_orchestrator::{Config, Orchestrator};
+
+#[cfg(feature = "gateway")]
+#[doc(inline)]
+pub use ao_gateway as gateway;
 
 /// The README's Rust example, compiled and run as a doctest so it cannot drift from the code.
 #[cfg(all(doctest, feature = "routing"))]

@@ -19,6 +19,7 @@ mod error;
 mod files;
 mod passphrase;
 mod secrets;
+mod serve;
 mod threshold;
 
 use std::process::ExitCode;
@@ -37,6 +38,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a commented starting configuration, an agent key and an admin token.
+    Init(serve::InitArgs),
+    /// Run the OpenAI-compatible gateway with per-agent keys, budgets and approvals.
+    Serve(serve::ServeArgs),
+    /// Manage the gateway's per-agent API keys.
+    Keys(serve::KeysArgs),
     /// Run the whole spec end to end: key ceremony, signed profile, routing, budgets, approvals,
     /// audit. Uses a simulated backend unless --backend-url names a real one.
     Demo(demo::DemoArgs),
@@ -60,6 +67,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Approvals(args) => approvals::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Init(args) => serve::init(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Keys(args) => serve::keys(args),
         Command::Keygen(args) => threshold::keygen(args),
         Command::Sign(args) => threshold::sign(args),
         Command::Verify(args) => threshold::verify(args),

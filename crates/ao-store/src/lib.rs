@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+mod api_keys;
 mod approvals;
 mod audit;
 mod error;
@@ -23,6 +24,7 @@ mod ledger;
 mod schema;
 mod store;
 
+pub use api_keys::ApiKeyRow;
 pub use error::StoreError;
 pub use store::{Durability, SqliteStore, StoreOptions};
 

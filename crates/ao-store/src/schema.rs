@@ -43,6 +43,14 @@ const MIGRATIONS: &[&str] = &[
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     ) STRICT;",
+    // 3: gateway API keys, stored as SHA-256 hashes only.
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.

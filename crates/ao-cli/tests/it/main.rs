@@ -5,6 +5,7 @@
 
 mod approvals;
 mod demo;
+mod serve;
 mod threshold;
 
 use std::path::Path;

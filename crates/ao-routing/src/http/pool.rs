@@ -53,6 +53,7 @@ impl FallbackError {
 struct Health {
     consecutive_failures: u32,
     cooling_until: Option<Instant>,
+    failures_total: u64,
 }
 
 /// The live backends, by provider, with the health that decides the order they are tried in.
@@ -111,6 +112,18 @@ impl BackendPool {
         self.backends.get(&provider)
     }
 
+    /// Failed tries at each backend since the pool was made (retryable failures: unreachable,
+    /// timeout, 429, 5xx), for metrics.
+    pub fn failure_counts(&self) -> Vec<(BackendProvider, u64)> {
+        let mut counts: Vec<(BackendProvider, u64)> = self
+            .health
+            .lock()
+            .map(|h| h.iter().map(|(p, h)| (*p, h.failures_total)).collect())
+            .unwrap_or_default();
+        counts.sort();
+        counts
+    }
+
     /// Whether `provider` is cooling down now.
     pub fn is_cooling(&self, provider: BackendProvider) -> bool {
         self.health
@@ -142,9 +155,11 @@ impl BackendPool {
         };
         let h = health.entry(provider).or_default();
         if ok {
-            *h = Health::default();
+            h.consecutive_failures = 0;
+            h.cooling_until = None;
             return;
         }
+        h.failures_total = h.failures_total.saturating_add(1);
         h.consecutive_failures = h.consecutive_failures.saturating_add(1);
         if h.consecutive_failures >= self.cooldown_after {
             h.cooling_until = Some(Instant::now() + self.cooldown);

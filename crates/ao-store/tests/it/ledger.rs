@@ -102,3 +102,25 @@ fn out_of_range_values_are_refused_and_nothing_is_written() {
     assert!(temp.store.append(&[ok, bad]).is_err());
     assert!(temp.store.load_range(0, u64::MAX).unwrap().is_empty());
 }
+
+#[test]
+fn api_keys_are_stored_as_hashes_and_revoked_once() {
+    let temp = crate::TempStore::new();
+    let row = ao_store::ApiKeyRow {
+        id: "k1".into(),
+        agent: "oracle".into(),
+        sha256: "ab".repeat(32),
+        created_at: 10,
+        revoked_at: None,
+    };
+    temp.store.add_api_key(&row).unwrap();
+    assert!(
+        temp.store.add_api_key(&row).is_err(),
+        "ids and hashes are unique"
+    );
+    assert_eq!(temp.store.api_keys().unwrap(), std::slice::from_ref(&row));
+    assert!(temp.store.revoke_api_key("k1", 20).unwrap());
+    assert!(!temp.store.revoke_api_key("k1", 30).unwrap());
+    assert!(!temp.store.revoke_api_key("nope", 30).unwrap());
+    assert_eq!(temp.store.api_keys().unwrap()[0].revoked_at, Some(20));
+}

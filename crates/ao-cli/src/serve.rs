@@ -1,0 +1,360 @@
+//! `ao init`, `ao serve` and `ao keys`: the gateway.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use agent_orchestrator::Config;
+use agent_orchestrator::Orchestrator;
+use agent_orchestrator::store::{ApiKeyRow, SqliteStore};
+use ao_gateway::{Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
+use ao_sim::{Behavior, SimServer};
+
+use crate::CliError;
+use crate::files::create_new;
+
+/// The configuration file `ao serve` uses without `--config`: `$AO_CONFIG`, else `ao.toml` in the
+/// data directory.
+fn default_config_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("AO_CONFIG") {
+        return PathBuf::from(path);
+    }
+    data_dir().join("ao.toml")
+}
+
+/// `$AO_DATA_DIR`, else `$XDG_DATA_HOME/agent-orchestrator`, else
+/// `~/.local/share/agent-orchestrator`.
+fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AO_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("agent-orchestrator");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/agent-orchestrator"),
+        None => PathBuf::from("ao-data"),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InitArgs {
+    /// The directory for `ao.toml`, the database and the keys (default: the data directory,
+    /// `$AO_DATA_DIR` or `~/.local/share/agent-orchestrator`).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The configuration file (default: `$AO_CONFIG`, else `ao.toml` in the data directory).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Serve every backend from a simulated OpenAI-compatible server on loopback (clearly
+    /// labelled), and create a starting configuration first if there is none.
+    #[arg(long)]
+    simulated: bool,
+    /// The address to listen on, instead of the configuration's `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeysArgs {
+    /// The configuration file (default: as for `ao serve`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysCommand {
+    /// Create a key for an agent; prints it once. Only its hash is stored.
+    Create {
+        /// The agent.
+        #[arg(long)]
+        agent: String,
+    },
+    /// List keys (ids and agents, never the keys).
+    List,
+    /// Revoke a key by id. A running gateway stops accepting it within seconds.
+    Revoke {
+        /// The key's id, as `list` shows it.
+        id: String,
+    },
+}
+
+const STARTING_CONFIG: &str = r#"# agent-orchestrator: a starting configuration, written by `ao init`.
+# Every key is documented in docs/ARCHITECTURE.md and the `ao_orchestrator::Config` docs.
+# Relative paths are relative to this file's directory.
+
+# Where the SQLite database (budgets, approvals, audit log, API keys) lives.
+data_dir = "."
+
+# Agents without a route of their own use this provider.
+default_backend = "local"
+
+# Every agent's budget unless it has its own. A limit is reached when spent >= limit.
+[default_budget]
+daily_limit_sats = 100000
+session_limit_sats = 10000
+warn_threshold_pct = 80
+# Free backends are not unlimited:
+daily_token_cap = 2000000
+
+# A local Ollama server (https://ollama.com), free of charge.
+[[backends]]
+provider = "local"
+model = "llama3"
+endpoint = "http://localhost:11434"
+cost_per_1k_input = 0
+cost_per_1k_output = 0
+
+# The OpenAI API, priced in sats per 1,000 tokens. Set OPENAI_API_KEY and enabled = true.
+[[backends]]
+provider = "openai"
+model = "gpt-4o"
+api_key_env = "OPENAI_API_KEY"
+cost_per_1k_input = 5
+cost_per_1k_output = 15
+enabled = false
+
+[approvals]
+# Undecided requests expire after a day; a call waits 0 s and answers 403 with the approval id.
+expiry_secs = 86400
+wait_secs = 0
+
+# One agent. Its gateway key is in demo-agent.key next to this file; only the hash is here.
+[agents.demo]
+autonomy = "semi-autonomous"      # supervised | semi-autonomous | fully-autonomous
+approval_threshold_sats = 100     # semi-autonomous: calls estimated above this need approval
+api_key_sha256 = "__AGENT_KEY_HASH__"
+# operator = "npub1..."           # with an operator key, only its signed decisions approve
+budget = { daily_limit_sats = 5000, session_limit_sats = 1000 }
+
+[server]
+listen = "127.0.0.1:8080"
+# The admin token (for /admin) is in admin.token next to this file; only the hash is here.
+admin_token_sha256 = "__ADMIN_TOKEN_HASH__"
+max_body_bytes = 1048576
+client_timeout_secs = 30
+"#;
+
+/// Writes a starting configuration and its keys into `dir`. Refuses to overwrite anything.
+fn init_into(dir: &Path) -> Result<PathBuf, CliError> {
+    std::fs::create_dir_all(dir).map_err(|source| CliError::WriteFile {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let config_path = dir.join("ao.toml");
+    let agent_key_path = dir.join("demo-agent.key");
+    let admin_path = dir.join("admin.token");
+    for path in [&config_path, &agent_key_path, &admin_path] {
+        if path.exists() {
+            return Err(CliError::Exists(path.clone()));
+        }
+    }
+    let (agent_key, _) = new_api_key();
+    let (admin_token, _) = new_api_key();
+    let text = STARTING_CONFIG
+        .replace("__AGENT_KEY_HASH__", &hash_key(&agent_key))
+        .replace("__ADMIN_TOKEN_HASH__", &hash_key(&admin_token));
+    Config::from_toml(&text)?;
+    create_new(&agent_key_path, &format!("{agent_key}\n"), true)?;
+    create_new(&admin_path, &format!("{admin_token}\n"), true)?;
+    create_new(&config_path, &text, false)?;
+    println!(
+        "wrote {} (commented; edit it to add agents and backends)",
+        config_path.display()
+    );
+    println!(
+        "wrote {} (the `demo` agent's gateway key)",
+        agent_key_path.display()
+    );
+    println!(
+        "wrote {} (the admin token for /admin)",
+        admin_path.display()
+    );
+    Ok(config_path)
+}
+
+pub(crate) fn init(args: InitArgs) -> Result<ExitCode, CliError> {
+    let dir = args.dir.unwrap_or_else(data_dir);
+    init_into(&dir)?;
+    println!(
+        "start the gateway with: ao serve --config {}",
+        dir.join("ao.toml").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Demo(e.to_string()))
+}
+
+pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let path = args.config.clone().unwrap_or_else(default_config_path);
+    if !path.exists() {
+        if !args.simulated {
+            return Err(CliError::Demo(format!(
+                "no configuration at `{}`; run `ao init` first (or `ao serve --simulated`, which does)",
+                path.display()
+            )));
+        }
+        let dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_owned);
+        init_into(&dir)?;
+    }
+    runtime()?.block_on(serve_async(path, args))
+}
+
+async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliError> {
+    let mut config = Config::load(&path)?;
+    let _sim;
+    if args.simulated {
+        let sim = SimServer::start(Behavior::reply())
+            .await
+            .map_err(|e| CliError::Demo(e.to_string()))?;
+        for backend in &mut config.backends {
+            backend.endpoint = Some(toml::Spanned::new(0..0, sim.url()));
+            backend.api_key_env = None;
+        }
+        eprintln!(
+            "SIMULATED backends: every backend is served by ao-sim at {} (not a language model)",
+            sim.url()
+        );
+        _sim = sim;
+    }
+    let (orchestrator, store): (Orchestrator, SqliteStore) =
+        Orchestrator::from_config(&config).map_err(|e| CliError::Demo(e.to_string()))?;
+    let keys = KeyRing::load(&config, &store)?;
+    let options = GatewayOptions {
+        admin_token_sha256: config.server.admin_token_sha256.clone(),
+        max_body_bytes: config.server.max_body_bytes,
+        client_timeout: Duration::from_secs(config.server.client_timeout_secs),
+    };
+    let gateway = Gateway::new(orchestrator, store.clone(), keys.clone(), options);
+    let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|source| CliError::WriteFile {
+            path: PathBuf::from(&listen),
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Demo(e.to_string()))?;
+    println!(
+        "agent-orchestrator gateway listening on http://{addr} (config {})",
+        path.display()
+    );
+    let key_file = path.parent().map(|d| d.join("demo-agent.key"));
+    if let Some(key_file) = key_file.filter(|k| k.exists()) {
+        println!(
+            "try it: curl -s http://{addr}/v1/chat/completions -H \"Authorization: Bearer $(cat {})\" -H 'content-type: application/json' -d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'",
+            key_file.display()
+        );
+    }
+    // Revocations made with `ao keys revoke` reach the running gateway within seconds.
+    let reload = {
+        let (keys, store, config) = (keys.clone(), store.clone(), config.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                if let Err(error) = keys.reload(&config, &store) {
+                    tracing::error!(%error, "cannot reload API keys");
+                }
+            }
+        })
+    };
+    gateway
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(|e| CliError::Demo(e.to_string()))?;
+    reload.abort();
+    println!("gateway stopped; every cost and audit entry is written");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}
+
+pub(crate) fn keys(args: KeysArgs) -> Result<ExitCode, CliError> {
+    let path = args.config.unwrap_or_else(default_config_path);
+    let config = Config::load(&path)?;
+    let store = SqliteStore::open(config.database_path())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match args.command {
+        KeysCommand::Create { agent } => {
+            if !config.agents.contains_key(&agent) {
+                return Err(CliError::Demo(format!(
+                    "agent `{agent}` is not in {}",
+                    path.display()
+                )));
+            }
+            let (key, id) = new_api_key();
+            store.add_api_key(&ApiKeyRow {
+                id: id.clone(),
+                agent: agent.clone(),
+                sha256: hash_key(&key),
+                created_at: now,
+                revoked_at: None,
+            })?;
+            eprintln!("key {id} for agent `{agent}` (shown once; only its hash is stored):");
+            println!("{key}");
+        }
+        KeysCommand::List => {
+            for k in store.api_keys()? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                println!("{}  {:<16}  {state}", k.id, k.agent);
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if store.revoke_api_key(&id, now)? {
+                println!("revoked {id}");
+            } else {
+                return Err(CliError::Demo(format!("no live key `{id}`")));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

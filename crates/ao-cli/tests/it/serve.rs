@@ -1,0 +1,123 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::{ao, path_str, stderr, stdout};
+
+#[test]
+fn init_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ao(&["init", "--dir", path_str(dir.path())], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = std::fs::read_to_string(dir.path().join("ao.toml")).unwrap();
+    assert!(config.starts_with("# agent-orchestrator: a starting configuration"));
+    let key = std::fs::read_to_string(dir.path().join("demo-agent.key")).unwrap();
+    assert!(
+        !config.contains(key.trim()),
+        "the config holds the key's hash, not the key"
+    );
+    let out = ao(&["init", "--dir", path_str(dir.path())], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"));
+}
+
+#[test]
+fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ao.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ao"))
+        .args([
+            "serve",
+            "--simulated",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path_str(&config),
+        ])
+        .env_remove("AO_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the gateway printed its address")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("agent-orchestrator gateway listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let key = std::fs::read_to_string(dir.path().join("demo-agent.key")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(key.trim())
+            .json(&json!({"model": "auto", "messages": [{"role": "user", "content": "hello"}]}))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    });
+    assert_eq!(status, 200, "{body}");
+    assert!(body["model"].as_str().unwrap().contains("simulated"));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "the gateway exits cleanly on SIGTERM");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("gateway stopped; every cost and audit entry is written")),
+        "{rest:?}"
+    );
+
+    // The spend is in the database after the restart-free shutdown.
+    let out = ao(
+        &[
+            "approvals",
+            "--db",
+            path_str(&dir.path().join("ao.db")),
+            "verify-log",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("audit log intact: 1 entries"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn serve_without_a_config_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ao(
+        &[
+            "serve",
+            "--config",
+            path_str(&dir.path().join("missing.toml")),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("run `ao init` first"),
+        "{}",
+        stderr(&out)
+    );
+}

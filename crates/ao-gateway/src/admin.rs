@@ -1,0 +1,422 @@
+//! `/admin`: the operator's API, behind the admin token.
+
+use std::sync::Arc;
+
+use ao_approvals::{ApprovalError, SolverAgentCoordinator, parse_decision_event};
+use ao_audit::AuditLog;
+use ao_store::ApiKeyRow;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{KeyRing, hash_key, new_api_key};
+use crate::errors::api_error;
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/agents", get(agents))
+        .route("/approvals", get(approvals))
+        .route("/approvals/signed", post(signed))
+        .route("/approvals/{id}/approve", post(approve))
+        .route("/approvals/{id}/reject", post(reject))
+        .route("/audit", get(audit))
+        .route("/audit/verify", get(verify))
+        .route("/keys", get(keys).post(create_key))
+        .route("/keys/{id}", delete(revoke_key))
+}
+
+/// Why the admin may not come in, as the response to give; `None` lets them in. Without a
+/// configured admin token, `/admin` does not exist.
+fn denied(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let Some(expected) = &state.options.admin_token_sha256 else {
+        return Some(api_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            "the admin API is off: set server.admin_token_sha256",
+            Value::Null,
+        ));
+    };
+    match KeyRing::bearer(headers) {
+        Some(token) if hash_key(token).eq_ignore_ascii_case(expected) => None,
+        _ => Some(api_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_admin_token",
+            "the admin API needs `Authorization: Bearer <admin token>`",
+            Value::Null,
+        )),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn approval_error(error: &ApprovalError) -> Response {
+    let status = match error {
+        ApprovalError::NotFound { .. } => StatusCode::NOT_FOUND,
+        ApprovalError::AlreadyDecided { .. }
+        | ApprovalError::Expired { .. }
+        | ApprovalError::DuplicateVote { .. } => StatusCode::CONFLICT,
+        ApprovalError::Store(_) | ApprovalError::Clock(_) | ApprovalError::Poisoned => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::FORBIDDEN,
+    };
+    api_error(
+        status,
+        "approval_error",
+        "approval_refused",
+        &error.to_string(),
+        Value::Null,
+    )
+}
+
+fn coordinator_of<'a>(state: &'a AppState, id: &str) -> Option<&'a Arc<SolverAgentCoordinator>> {
+    state
+        .orchestrator
+        .agent_names()
+        .filter_map(|name| state.orchestrator.agent(name))
+        .map(|a| &a.coordinator)
+        .find(|c| c.record(id).is_some())
+}
+
+async fn agents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    let tracker = state.orchestrator.tracker();
+    let mut names: Vec<&str> = state.orchestrator.agent_names().collect();
+    names.sort_unstable();
+    let list: Vec<Value> = names
+        .into_iter()
+        .map(|name| {
+            let budget = tracker.budget_for(name);
+            let autonomy = state.orchestrator.agent(name).map(|a| a.coordinator.identity().autonomy_level.as_str());
+            json!({
+                "agent": name,
+                "autonomy": autonomy,
+                "backend": state.orchestrator.router().get_backend(name).map(|b| b.provider.as_str()),
+                "daily_limit_sats": budget.daily_limit_sats,
+                "session_limit_sats": budget.session_limit_sats,
+                "warn_threshold_pct": budget.warn_threshold_pct,
+                "spent_today_sats": tracker.daily_total(name),
+                "tokens_today": tracker.daily_tokens(name).ok(),
+                "outstanding_reservations": tracker.outstanding_reservations(name).ok(),
+                "budget_status": format!("{:?}", tracker.check_budget(name, ao_types::utc_day_start(now()))),
+            })
+        })
+        .collect();
+    Json(json!({ "agents": list })).into_response()
+}
+
+async fn approvals(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    let mut pending = Vec::new();
+    for name in state.orchestrator.agent_names() {
+        if let Some(agent) = state.orchestrator.agent(name) {
+            for p in agent.coordinator.list_pending() {
+                pending.push(json!({
+                    "agent": name,
+                    "request_id": p.request_id,
+                    "action_type": p.action_type,
+                    "description": p.description,
+                    "cost_estimate_sats": p.cost_estimate_sats,
+                    "created_at": p.created_at,
+                }));
+            }
+        }
+    }
+    Json(json!({ "pending": pending })).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    reason: Option<String>,
+    decided_by: Option<String>,
+}
+
+async fn decide(
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    id: String,
+    body: Bytes,
+    approve: bool,
+) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    let decision: DecisionBody = if body.is_empty() {
+        DecisionBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(d) => d,
+            Err(e) => {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "invalid_json",
+                    &format!("expected {{\"reason\": ..., \"decided_by\": ...}}: {e}"),
+                    Value::Null,
+                );
+            }
+        }
+    };
+    let Some(coordinator) = coordinator_of(&state, &id) else {
+        return approval_error(&ApprovalError::NotFound { id });
+    };
+    let by = decision.decided_by.as_deref().unwrap_or("admin api");
+    match coordinator.decide(&id, approve, by, decision.reason.as_deref()) {
+        Ok(()) => {
+            Json(json!({"request_id": id, "status": coordinator.status(&id).map(|s| s.as_str())}))
+                .into_response()
+        }
+        Err(e) => approval_error(&e),
+    }
+}
+
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(state, headers, id, body, true).await
+}
+
+async fn reject(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    decide(state, headers, id, body, false).await
+}
+
+/// A signed NIP-SA decision event (kind 39213), which names its request.
+async fn signed(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    let event: nostr::Event = match std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| nostr::JsonUtil::from_json(text).ok())
+    {
+        Some(event) => event,
+        None => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_event",
+                "the body is not a Nostr event",
+                Value::Null,
+            );
+        }
+    };
+    let id = match parse_decision_event(&event) {
+        Ok(parsed) => parsed.request_id,
+        Err(e) => return approval_error(&e),
+    };
+    let Some(coordinator) = coordinator_of(&state, &id) else {
+        return approval_error(&ApprovalError::NotFound { id });
+    };
+    match coordinator.decide_signed(&event) {
+        Ok(status) => Json(json!({"request_id": id, "status": status.as_str()})).into_response(),
+        Err(e) => approval_error(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default = "one")]
+    from: u64,
+    #[serde(default = "hundred")]
+    limit: usize,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn hundred() -> usize {
+    100
+}
+
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    match state.store.entries(page.from, page.limit.min(10_000)) {
+        Ok(entries) => {
+            let entries: Vec<Value> = entries
+                .into_iter()
+                .map(|e| json!({"seq": e.seq, "timestamp": e.timestamp, "kind": e.kind, "agent": e.agent, "detail": e.detail_json().unwrap_or(Value::Null), "prev_hash": e.prev_hash, "hash": e.hash}))
+                .collect();
+            Json(json!({ "entries": entries })).into_response()
+        }
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "audit_unavailable",
+            &e.to_string(),
+            Value::Null,
+        ),
+    }
+}
+
+async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    state.orchestrator.drain().await;
+    match state.store.verify() {
+        Ok(Ok(n)) => Json(json!({"intact": true, "entries": n})).into_response(),
+        Ok(Err(broken)) => (
+            StatusCode::CONFLICT,
+            Json(json!({"intact": false, "broken_at": broken.seq, "reason": broken.reason})),
+        )
+            .into_response(),
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "audit_unavailable",
+            &e.to_string(),
+            Value::Null,
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    agent: String,
+}
+
+async fn keys(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    match state.store.api_keys() {
+        Ok(rows) => {
+            let list: Vec<Value> = rows.into_iter().map(|k| json!({"id": k.id, "agent": k.agent, "created_at": k.created_at, "revoked_at": k.revoked_at})).collect();
+            Json(json!({ "keys": list })).into_response()
+        }
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "store_unavailable",
+            &e.to_string(),
+            Value::Null,
+        ),
+    }
+}
+
+async fn create_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    let request: NewKey = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_json",
+                &format!("expected {{\"agent\": \"name\"}}: {e}"),
+                Value::Null,
+            );
+        }
+    };
+    if state.orchestrator.agent(&request.agent).is_none() {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_agent",
+            &format!("agent `{}` is not configured", request.agent),
+            Value::Null,
+        );
+    }
+    let (key, id) = new_api_key();
+    let row = ApiKeyRow {
+        id: id.clone(),
+        agent: request.agent.clone(),
+        sha256: hash_key(&key),
+        created_at: now(),
+        revoked_at: None,
+    };
+    if let Err(e) = state.store.add_api_key(&row) {
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "store_unavailable",
+            &e.to_string(),
+            Value::Null,
+        );
+    }
+    state.keys.insert(&row.sha256, &row.agent);
+    (StatusCode::CREATED, Json(json!({"id": id, "agent": request.agent, "key": key, "note": "the key is shown once; only its hash is kept"}))).into_response()
+}
+
+async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = denied(&state, &headers) {
+        return r;
+    }
+    let rows = match state.store.api_keys() {
+        Ok(rows) => rows,
+        Err(e) => {
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "store_unavailable",
+                &e.to_string(),
+                Value::Null,
+            );
+        }
+    };
+    let Some(row) = rows.into_iter().find(|k| k.id == id) else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "unknown_key",
+            &format!("no key `{id}`"),
+            Value::Null,
+        );
+    };
+    match state.store.revoke_api_key(&id, now()) {
+        Ok(_) => {
+            state.keys.remove(&row.sha256);
+            Json(json!({"id": id, "revoked": true})).into_response()
+        }
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "store_unavailable",
+            &e.to_string(),
+            Value::Null,
+        ),
+    }
+}

@@ -1,0 +1,217 @@
+//! `POST /v1/chat/completions` and `GET /v1/models`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ao_orchestrator::{CallOptions, StreamEvent};
+use ao_routing::http::ChatRequest;
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::KeyRing;
+use crate::errors::{api_error, from_orchestrator, outcome};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = api_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "invalid_api_key",
+        message,
+        Value::Null,
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+fn bad_request(code: &str, message: &str) -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        code,
+        message,
+        Value::Null,
+    )
+}
+
+pub(crate) async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(key) = KeyRing::bearer(&headers) else {
+        return unauthorized("no API key: send `Authorization: Bearer <key>`");
+    };
+    if state.keys.agent_for(key).is_none() {
+        return unauthorized("this API key is not valid");
+    }
+    let data: Vec<Value> = std::iter::once("auto")
+        .chain(state.models.iter().map(String::as_str))
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "agent-orchestrator"}))
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+pub(crate) async fn completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(key) = KeyRing::bearer(&headers) else {
+        return unauthorized("no API key: send `Authorization: Bearer <key>`");
+    };
+    let Some(agent) = state.keys.agent_for(key) else {
+        return unauthorized("this API key is not valid or was revoked");
+    };
+    let limit = state.options.max_body_bytes;
+    let bytes = match tokio::time::timeout(
+        state.options.client_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Err(_) => {
+            return api_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_timeout",
+                "the request body did not arrive in time",
+                Value::Null,
+            );
+        }
+        Ok(Err(_)) => {
+            return api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                &format!("the request body is larger than {limit} bytes"),
+                Value::Null,
+            );
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    let request: ChatRequest = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            return bad_request(
+                "invalid_json",
+                &format!("the request is not a valid chat completion: {e}"),
+            );
+        }
+    };
+    if !request.model.is_empty()
+        && request.model != "auto"
+        && !state.models.contains(&request.model)
+    {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            &format!(
+                "the model `{}` is not served here; GET /v1/models lists what is (or use `auto`)",
+                request.model
+            ),
+            Value::Null,
+        );
+    }
+    let session_start = match headers
+        .get("x-ao-session-start")
+        .map(|v| v.to_str().map(str::parse::<u64>))
+    {
+        None => None,
+        Some(Ok(Ok(start))) => Some(start),
+        Some(_) => return bad_request("invalid_header", "X-AO-Session-Start must be Unix seconds"),
+    };
+    let options = CallOptions {
+        approval_id: headers
+            .get("x-ao-approval")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        session_start,
+        background_persistence: true,
+    };
+    if request.stream {
+        return stream(state, agent, request, options, started).await;
+    }
+    match state
+        .orchestrator
+        .complete_with(&agent, request, options)
+        .await
+    {
+        Ok(done) => {
+            state.metrics.spend(&agent, done.cost_sats);
+            state.metrics.request(&agent, "ok", started.elapsed());
+            let mut response = Json(done.response.body).into_response();
+            let headers = response.headers_mut();
+            headers.insert("x-ao-cost-sats", HeaderValue::from(done.cost_sats));
+            if let Ok(backend) = HeaderValue::from_str(done.backend.as_str()) {
+                headers.insert("x-ao-backend", backend);
+            }
+            response
+        }
+        Err(error) => {
+            state
+                .metrics
+                .request(&agent, outcome(&error), started.elapsed());
+            from_orchestrator(&error, now())
+        }
+    }
+}
+
+async fn stream(
+    state: Arc<AppState>,
+    agent: String,
+    request: ChatRequest,
+    options: CallOptions,
+    started: Instant,
+) -> Response {
+    let stream = match state
+        .orchestrator
+        .complete_stream(&agent, request, options)
+        .await
+    {
+        Ok(stream) => stream,
+        Err(error) => {
+            state
+                .metrics
+                .request(&agent, outcome(&error), started.elapsed());
+            return from_orchestrator(&error, now());
+        }
+    };
+    let backend = stream.backend();
+    state.metrics.request(&agent, "ok", started.elapsed());
+    let events = stream.map(move |event| -> Result<Bytes, std::convert::Infallible> {
+        Ok(match event {
+            Ok(StreamEvent::Chunk(chunk)) => Bytes::from(format!("data: {}\n\n", chunk.data)),
+            Ok(StreamEvent::Done { cost_sats, .. }) => {
+                state.metrics.spend(&agent, cost_sats);
+                Bytes::from_static(b"data: [DONE]\n\n")
+            }
+            Err(error) => {
+                let body = json!({"error": {"message": error.to_string(), "type": "api_error", "code": "stream_interrupted"}});
+                Bytes::from(format!("data: {body}\n\n"))
+            }
+        })
+    });
+    let mut response = Response::new(Body::from_stream(events));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(backend.as_str()) {
+        headers.insert("x-ao-backend", value);
+    }
+    response
+}

@@ -1,0 +1,154 @@
+//! OpenAI-style error responses.
+
+use ao_budget::BudgetError;
+use ao_orchestrator::OrchestratorError;
+use ao_routing::http::BackendError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// An error body in the OpenAI shape: `{"error": {"message", "type", "code", ...}}`.
+pub(crate) fn api_error(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    message: &str,
+    extra: Value,
+) -> Response {
+    let mut error = Map::new();
+    error.insert("message".into(), json!(message));
+    error.insert("type".into(), json!(kind));
+    error.insert("code".into(), json!(code));
+    if let Value::Object(fields) = extra {
+        error.extend(fields);
+    }
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+/// The outcome label of an error, for metrics.
+pub(crate) fn outcome(error: &OrchestratorError) -> &'static str {
+    match error {
+        OrchestratorError::Budget(_) => "over_budget",
+        OrchestratorError::NeedsApproval { .. } => "needs_approval",
+        OrchestratorError::NotApproved { .. } => "not_approved",
+        OrchestratorError::Backend(_) => "backend_error",
+        _ => "error",
+    }
+}
+
+/// The response for an orchestrator error.
+pub(crate) fn from_orchestrator(error: &OrchestratorError, now: u64) -> Response {
+    let message = error.to_string();
+    match error {
+        OrchestratorError::UnknownAgent { .. } => api_error(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "agent_not_configured",
+            &message,
+            Value::Null,
+        ),
+        OrchestratorError::Budget(budget) => budget_error(budget, &message, now),
+        OrchestratorError::NeedsApproval { request_id } => api_error(
+            StatusCode::FORBIDDEN,
+            "approval_required",
+            "approval_required",
+            &format!(
+                "{message}; retry with the header `X-AO-Approval: {request_id}` once it is approved"
+            ),
+            json!({ "approval_id": request_id }),
+        ),
+        OrchestratorError::NotApproved {
+            request_id, status, ..
+        } => api_error(
+            StatusCode::FORBIDDEN,
+            "approval_required",
+            "approval_not_granted",
+            &message,
+            json!({ "approval_id": request_id, "status": status.map(|s| s.as_str()) }),
+        ),
+        OrchestratorError::Backend(fallback) => {
+            let timed_out = matches!(fallback.last(), Some(BackendError::Timeout { .. }));
+            let (status, code) = if timed_out {
+                (StatusCode::GATEWAY_TIMEOUT, "backend_timeout")
+            } else {
+                (StatusCode::BAD_GATEWAY, "backend_error")
+            };
+            api_error(status, "api_error", code, &message, Value::Null)
+        }
+        OrchestratorError::Routing(_) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "no_backend",
+            &message,
+            Value::Null,
+        ),
+        _ => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "internal_error",
+            &message,
+            Value::Null,
+        ),
+    }
+}
+
+fn budget_error(error: &BudgetError, message: &str, now: u64) -> Response {
+    let (code, extra, resets_at) = match error {
+        BudgetError::DailyExceeded {
+            limit_sats,
+            spent_sats,
+            requested_sats,
+            resets_at,
+            ..
+        } => (
+            "daily_budget_exceeded",
+            json!({"limit": "daily", "limit_sats": limit_sats, "spent_sats": spent_sats, "requested_sats": requested_sats, "resets_at": resets_at}),
+            Some(*resets_at),
+        ),
+        BudgetError::SessionExceeded {
+            limit_sats,
+            spent_sats,
+            requested_sats,
+            ..
+        } => (
+            "session_budget_exceeded",
+            json!({"limit": "session", "limit_sats": limit_sats, "spent_sats": spent_sats, "requested_sats": requested_sats, "resets_at": null}),
+            None,
+        ),
+        BudgetError::DailyTokensExceeded {
+            limit_tokens,
+            used_tokens,
+            requested_tokens,
+            resets_at,
+            ..
+        } => (
+            "daily_token_cap_exceeded",
+            json!({"limit": "daily_tokens", "limit_tokens": limit_tokens, "used_tokens": used_tokens, "requested_tokens": requested_tokens, "resets_at": resets_at}),
+            Some(*resets_at),
+        ),
+        // The budget could not be checked (ledger down, clock): refuse, but not as "over budget".
+        _ => {
+            return api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "budget_unavailable",
+                message,
+                Value::Null,
+            );
+        }
+    };
+    let mut response = api_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "budget_exceeded",
+        code,
+        message,
+        extra,
+    );
+    if let Some(at) = resets_at
+        && let Ok(value) = HeaderValue::from_str(&at.saturating_sub(now).to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}

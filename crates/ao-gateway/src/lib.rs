@@ -1,0 +1,177 @@
+//! The gateway: an OpenAI-compatible HTTP endpoint that gives any agent, in any language,
+//! budgets, approvals and an audit trail by pointing its OpenAI base URL here.
+//!
+//! - `POST /v1/chat/completions` (plain and streamed) and `GET /v1/models`. Each agent
+//!   authenticates with its own bearer key, stored only as a SHA-256 hash; the key decides which
+//!   agent is calling. Every request goes through the [`Orchestrator`]: route, reserve, approval,
+//!   backend with fallback, settle, audit. Over budget: `429` naming the limit and when it resets.
+//!   Needs approval: `403` with the approval id, to retry with the `X-AO-Approval` header.
+//! - `/admin/...` with the admin token: budgets and spend per agent, pending approvals,
+//!   approve/reject (or a signed Nostr decision event), API keys, the audit log and its
+//!   verification.
+//! - `GET /metrics` (Prometheus text) and `GET /healthz`.
+//!
+//! Costs and audit entries are counted in memory before the response leaves and written to the
+//! database in the background; [`Gateway::shutdown`] waits for them, so nothing reserved or spent
+//! is lost on SIGTERM.
+//!
+//! What it is **not** for: rules. Every decision is the orchestrator's; this crate is HTTP.
+//!
+//! [`Orchestrator`]: ao_orchestrator::Orchestrator
+
+#![forbid(unsafe_code)]
+
+mod admin;
+mod auth;
+mod chat;
+mod errors;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ao_orchestrator::Orchestrator;
+use ao_store::SqliteStore;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use auth::{KeyRing, hash_key, new_api_key};
+pub use metrics::Metrics;
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// The SHA-256 (hex) of the admin token; without one, `/admin` answers 404.
+    pub admin_token_sha256: Option<String>,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send its request body.
+    pub client_timeout: Duration,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            admin_token_sha256: None,
+            max_body_bytes: 1024 * 1024,
+            client_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub(crate) orchestrator: Orchestrator,
+    pub(crate) store: SqliteStore,
+    pub(crate) keys: KeyRing,
+    pub(crate) metrics: Metrics,
+    pub(crate) options: GatewayOptions,
+    pub(crate) models: Vec<String>,
+    pub(crate) started: Instant,
+}
+
+/// The gateway: an axum application over an orchestrator.
+#[derive(Clone)]
+pub struct Gateway {
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("orchestrator", &self.state.orchestrator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A gateway serving `orchestrator`, with API keys from `keys` and the database `store`.
+    pub fn new(
+        orchestrator: Orchestrator,
+        store: SqliteStore,
+        keys: KeyRing,
+        options: GatewayOptions,
+    ) -> Self {
+        let mut models: Vec<String> = orchestrator
+            .router()
+            .list_enabled()
+            .iter()
+            .map(|b| b.model.clone())
+            .collect();
+        models.sort();
+        models.dedup();
+        Self {
+            state: Arc::new(AppState {
+                orchestrator,
+                store,
+                keys,
+                metrics: Metrics::default(),
+                options,
+                models,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// The orchestrator behind the gateway.
+    pub fn orchestrator(&self) -> &Orchestrator {
+        &self.state.orchestrator
+    }
+
+    /// The API keys.
+    pub fn keys(&self) -> &KeyRing {
+        &self.state.keys
+    }
+
+    /// The axum application.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/chat/completions", post(chat::completions))
+            .route("/v1/models", get(chat::models))
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .nest("/admin", admin::router())
+            // The handler reads the body itself, with its own limit and timeout.
+            .layer(DefaultBodyLimit::disable())
+            .with_state(Arc::clone(&self.state))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then lets requests in flight finish and
+    /// waits until every cost and audit entry is written.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Waits for background writes (costs, audit entries) to finish.
+    pub async fn shutdown(&self) {
+        self.state.orchestrator.drain().await;
+    }
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.orchestrator.tracker().pending_records() {
+        Ok(0) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(n) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {n} cost record(s) not yet written to the ledger\n"),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {e}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.metrics.render(&state.orchestrator, state.started);
+    ([("content-type", "text/plain; version=0.0.4")], body).into_response()
+}

@@ -1,0 +1,145 @@
+//! Prometheus metrics, in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ao_orchestrator::Orchestrator;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+];
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: BTreeMap<(String, &'static str), u64>,
+    spend: BTreeMap<String, u64>,
+    latency: [u64; BUCKETS.len()],
+    latency_sum: f64,
+    latency_count: u64,
+}
+
+/// The gateway's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    /// Counts a finished request of `agent` with `outcome`, which took `elapsed`.
+    pub(crate) fn request(&self, agent: &str, outcome: &'static str, elapsed: Duration) {
+        let Ok(mut m) = self.inner.lock() else {
+            return;
+        };
+        *m.requests.entry((agent.to_owned(), outcome)).or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        for (bucket, bound) in m.latency.iter_mut().zip(BUCKETS) {
+            if secs <= bound {
+                *bucket += 1;
+            }
+        }
+        m.latency_sum += secs;
+        m.latency_count += 1;
+    }
+
+    /// Counts `sats` spent by `agent`.
+    pub(crate) fn spend(&self, agent: &str, sats: u64) {
+        if let Ok(mut m) = self.inner.lock() {
+            let total = m.spend.entry(agent.to_owned()).or_default();
+            *total = total.saturating_add(sats);
+        }
+    }
+
+    /// The metrics as Prometheus text, with gauges read from the orchestrator now.
+    pub fn render(&self, orchestrator: &Orchestrator, started: Instant) -> String {
+        let mut out = String::new();
+        let Ok(m) = self.inner.lock() else {
+            return "# metrics unavailable\n".into();
+        };
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "# HELP ao_requests_total Chat completion requests, by agent and outcome."
+        );
+        let _ = writeln!(out, "# TYPE ao_requests_total counter");
+        for ((agent, outcome), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "ao_requests_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ao_spend_sats_total Sats settled through the gateway since it started."
+        );
+        let _ = writeln!(out, "# TYPE ao_spend_sats_total counter");
+        for (agent, sats) in &m.spend {
+            let _ = writeln!(out, "ao_spend_sats_total{{agent=\"{agent}\"}} {sats}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ao_backend_errors_total Failed tries at a backend (unreachable, timeout, 429, 5xx)."
+        );
+        let _ = writeln!(out, "# TYPE ao_backend_errors_total counter");
+        for (provider, n) in orchestrator.pool().failure_counts() {
+            let _ = writeln!(
+                out,
+                "ao_backend_errors_total{{provider=\"{provider}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ao_request_duration_seconds Time from request to response headers."
+        );
+        let _ = writeln!(out, "# TYPE ao_request_duration_seconds histogram");
+        for (bound, n) in BUCKETS.iter().zip(m.latency) {
+            let _ = writeln!(
+                out,
+                "ao_request_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "ao_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+            m.latency_count
+        );
+        let _ = writeln!(out, "ao_request_duration_seconds_sum {}", m.latency_sum);
+        let _ = writeln!(out, "ao_request_duration_seconds_count {}", m.latency_count);
+        drop(m);
+        let tracker = orchestrator.tracker();
+        let mut agents: Vec<&str> = orchestrator.agent_names().collect();
+        agents.sort_unstable();
+        let _ = writeln!(
+            out,
+            "# HELP ao_spend_today_sats Settled and reserved sats today (UTC)."
+        );
+        let _ = writeln!(out, "# TYPE ao_spend_today_sats gauge");
+        for agent in &agents {
+            let _ = writeln!(
+                out,
+                "ao_spend_today_sats{{agent=\"{agent}\"}} {}",
+                tracker.daily_total(agent)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ao_reservations_outstanding Budget reservations in flight."
+        );
+        let _ = writeln!(out, "# TYPE ao_reservations_outstanding gauge");
+        for agent in &agents {
+            let n = tracker.outstanding_reservations(agent).unwrap_or(0);
+            let _ = writeln!(out, "ao_reservations_outstanding{{agent=\"{agent}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ao_pending_writes Costs and audit entries not yet written."
+        );
+        let _ = writeln!(out, "# TYPE ao_pending_writes gauge");
+        let _ = writeln!(out, "ao_pending_writes {}", orchestrator.pending_writes());
+        let _ = writeln!(out, "# TYPE ao_uptime_seconds gauge");
+        let _ = writeln!(out, "ao_uptime_seconds {}", started.elapsed().as_secs());
+        out
+    }
+}
