@@ -397,46 +397,36 @@ impl CostTracker {
 
     /// [`session_total`](CostTracker::session_total), with the error when it cannot be computed.
     pub fn try_session_total(&self, agent: &str, session_start: u64) -> Result<u64, BudgetError> {
-        let now = self.clock.now()?;
-        let slot = self.slot(agent)?;
-        let mut state = lock(&slot)?;
-        state.maintain(now, self.horizon_secs);
-        Ok(state
-            .session_settled(session_start, self.ledger.as_deref())?
-            .saturating_add(state.reserved_sats))
+        self.with_agent(agent, |state, _| {
+            Ok(state
+                .session_settled(session_start, self.ledger.as_deref())?
+                .saturating_add(state.reserved_sats))
+        })
     }
 
     /// [`daily_total`](CostTracker::daily_total), with the error when it cannot be computed.
     pub fn try_daily_total(&self, agent: &str) -> Result<u64, BudgetError> {
-        let now = self.clock.now()?;
-        let slot = self.slot(agent)?;
-        let mut state = lock(&slot)?;
-        state.maintain(now, self.horizon_secs);
-        Ok(state
-            .day(utc_day_start(now))
-            .sats
-            .saturating_add(state.reserved_sats))
+        self.with_agent(agent, |state, now| {
+            Ok(state
+                .day(utc_day_start(now))
+                .sats
+                .saturating_add(state.reserved_sats))
+        })
     }
 
     /// Tokens the agent used or reserved in the current UTC day.
     pub fn daily_tokens(&self, agent: &str) -> Result<u64, BudgetError> {
-        let now = self.clock.now()?;
-        let slot = self.slot(agent)?;
-        let mut state = lock(&slot)?;
-        state.maintain(now, self.horizon_secs);
-        Ok(state
-            .day(utc_day_start(now))
-            .tokens
-            .saturating_add(state.reserved_tokens))
+        self.with_agent(agent, |state, now| {
+            Ok(state
+                .day(utc_day_start(now))
+                .tokens
+                .saturating_add(state.reserved_tokens))
+        })
     }
 
     /// Outstanding reservations of the agent.
     pub fn outstanding_reservations(&self, agent: &str) -> Result<usize, BudgetError> {
-        let now = self.clock.now()?;
-        let slot = self.slot(agent)?;
-        let mut state = lock(&slot)?;
-        state.maintain(now, self.horizon_secs);
-        Ok(state.outstanding())
+        self.with_agent(agent, |state, _| Ok(state.outstanding()))
     }
 
     /// Where the agent stands: [`BudgetStatus::DailyExceeded`] first, then
@@ -460,19 +450,31 @@ impl CostTracker {
         agent: &str,
         session_start: u64,
     ) -> Result<BudgetStatus, BudgetError> {
-        let now = self.clock.now()?;
         let budget = self.budget_for(agent);
+        self.with_agent(agent, |state, now| {
+            let daily = state
+                .day(utc_day_start(now))
+                .sats
+                .saturating_add(state.reserved_sats);
+            let session = state
+                .session_settled(session_start, self.ledger.as_deref())?
+                .saturating_add(state.reserved_sats);
+            Ok(status_of(budget, session, daily))
+        })
+    }
+
+    /// Runs `read` on `agent`'s state, brought up to `now` (expired leases dropped), under its
+    /// lock.
+    fn with_agent<T>(
+        &self,
+        agent: &str,
+        read: impl FnOnce(&mut AgentState, u64) -> Result<T, BudgetError>,
+    ) -> Result<T, BudgetError> {
+        let now = self.clock.now()?;
         let slot = self.slot(agent)?;
         let mut state = lock(&slot)?;
         state.maintain(now, self.horizon_secs);
-        let daily = state
-            .day(utc_day_start(now))
-            .sats
-            .saturating_add(state.reserved_sats);
-        let session = state
-            .session_settled(session_start, self.ledger.as_deref())?
-            .saturating_add(state.reserved_sats);
-        Ok(status_of(budget, session, daily))
+        read(&mut state, now)
     }
 
     /// Writes records whose ledger write failed earlier. `Ok` once nothing is pending.

@@ -49,6 +49,9 @@ pub struct OrchestratorParts {
     pub default_max_tokens: u64,
     /// The clock (the tracker's, normally).
     pub clock: SharedClock,
+    /// The hooks tool calls go through; `None` for the three built-in ones (audit, cost tracking,
+    /// approvals) over these parts.
+    pub hooks: Option<HookManager>,
 }
 
 /// One agent the orchestrator serves.
@@ -196,27 +199,14 @@ struct CompletionAudit<'a> {
 }
 
 impl Orchestrator {
-    /// An orchestrator from its parts. The hooks for [`run_tool`](Orchestrator::run_tool) are the
-    /// three built-in ones, over the same tracker, router, coordinators and audit log.
-    pub fn new(parts: OrchestratorParts) -> Self {
-        let mut hooks = HookManager::new();
-        hooks.register(
-            AuditHook::new(Arc::clone(&parts.audit)).with_clock(Arc::clone(&parts.clock)),
-        );
-        hooks.register(CostTrackingHook::new(
-            Arc::clone(&parts.tracker),
-            Arc::clone(&parts.router),
-        ));
-        if let Some((first, rest)) = parts.agents.split_first() {
-            let mut approval = ApprovalHook::new(Arc::clone(first));
-            for coordinator in rest {
-                approval = approval.with_agent(Arc::clone(coordinator));
-            }
-            if !parts.approval_wait.is_zero() {
-                approval = approval.waiting(parts.approval_wait);
-            }
-            hooks.register(approval);
-        }
+    /// An orchestrator from its parts. Without hooks of the caller's, the hooks for
+    /// [`run_tool`](Orchestrator::run_tool) are the three built-in ones, over the same tracker,
+    /// router, coordinators and audit log.
+    pub fn new(mut parts: OrchestratorParts) -> Self {
+        let hooks = parts
+            .hooks
+            .take()
+            .unwrap_or_else(|| Self::builtin_hooks(&parts));
         let agents = parts
             .agents
             .into_iter()
@@ -237,6 +227,29 @@ impl Orchestrator {
                 pending: Arc::new(Pending::default()),
             }),
         }
+    }
+
+    /// Audit, cost tracking and approvals, over `parts`.
+    fn builtin_hooks(parts: &OrchestratorParts) -> HookManager {
+        let mut hooks = HookManager::new();
+        hooks.register(
+            AuditHook::new(Arc::clone(&parts.audit)).with_clock(Arc::clone(&parts.clock)),
+        );
+        hooks.register(CostTrackingHook::new(
+            Arc::clone(&parts.tracker),
+            Arc::clone(&parts.router),
+        ));
+        if let Some((first, rest)) = parts.agents.split_first() {
+            let mut approval = ApprovalHook::new(Arc::clone(first));
+            for coordinator in rest {
+                approval = approval.with_agent(Arc::clone(coordinator));
+            }
+            if !parts.approval_wait.is_zero() {
+                approval = approval.waiting(parts.approval_wait);
+            }
+            hooks.register(approval);
+        }
+        hooks
     }
 
     /// An orchestrator as `config` describes it: the SQLite database under the data directory
@@ -347,6 +360,7 @@ impl Orchestrator {
             approval_wait: Duration::from_secs(config.approvals.wait_secs),
             default_max_tokens: 1_024,
             clock,
+            hooks: None,
         });
         Ok((orchestrator, store))
     }

@@ -83,7 +83,7 @@ pub struct KdfFields {
 /// sealed with ChaCha20-Poly1305. Every clear field (index, threshold, group key, parameters) is
 /// bound to the ciphertext as associated data, so none can be altered without the file failing
 /// to open.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShareFile {
     /// Always `ao-share-v1`.
@@ -102,6 +102,20 @@ pub struct ShareFile {
     pub nonce: String,
     /// The sealed share, hex.
     pub ciphertext: String,
+}
+
+impl std::fmt::Debug for ShareFile {
+    /// The clear fields only: the ciphertext is not secret, but it is noise in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareFile")
+            .field("format", &self.format)
+            .field("index", &self.index)
+            .field("threshold", &self.threshold)
+            .field("group_pubkey", &self.group_pubkey)
+            .field("kdf", &self.kdf)
+            .field("ciphertext_bytes", &(self.ciphertext.len() / 2))
+            .finish_non_exhaustive()
+    }
 }
 
 fn unhex<const N: usize>(field: &'static str, text: &str) -> Result<[u8; N], ThresholdError> {

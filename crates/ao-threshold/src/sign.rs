@@ -86,12 +86,22 @@ impl PartialSignature {
     }
 }
 
-/// One signing: the message and the commitments of the signers taking part.
-#[derive(Debug, Clone)]
+/// One signing: the message and the commitments of the signers taking part. It holds nothing
+/// secret.
+#[derive(Clone)]
 pub struct SigningRequest {
     message: [u8; 32],
     package: SigningPackage,
     signers: BTreeSet<u16>,
+}
+
+impl fmt::Debug for SigningRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningRequest")
+            .field("message", &hex::encode(self.message))
+            .field("signers", &self.signers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SigningRequest {

@@ -383,3 +383,27 @@ async fn graceful_shutdown_finishes_and_settles_requests_in_flight() {
         4
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_gets_408_and_costs_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (openai, codex) = sims().await;
+    let gw = crate::start_with(&openai, &codex, 1 << 20, Duration::from_millis(300)).await;
+    let mut socket = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    // Headers promise 500 bytes of body; only a few arrive.
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ORACLE_KEY}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"model\""
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(codex.requests() + openai.requests(), 0);
+    let (gateway, _) = gw.stop().await;
+    assert_eq!(gateway.orchestrator().tracker().daily_total("oracle"), 0);
+}

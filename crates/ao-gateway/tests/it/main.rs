@@ -49,6 +49,16 @@ impl Running {
 /// `oracle` is fully autonomous with an 80-sat daily budget; `sisyphus` is supervised by an
 /// operator key.
 pub(crate) async fn start(first: &SimServer, second: &SimServer, max_body: usize) -> Running {
+    start_with(first, second, max_body, Duration::from_secs(5)).await
+}
+
+/// [`start`], with the time a client has to send its request body.
+pub(crate) async fn start_with(
+    first: &SimServer,
+    second: &SimServer,
+    max_body: usize,
+    client_timeout: Duration,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let operator = Keys::generate();
     let text = format!(
@@ -102,7 +112,7 @@ api_key_sha256 = "{sisyphus}"
         GatewayOptions {
             admin_token_sha256: Some(hash_key(ADMIN_TOKEN)),
             max_body_bytes: max_body,
-            client_timeout: Duration::from_secs(5),
+            client_timeout,
         },
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))

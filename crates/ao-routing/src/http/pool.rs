@@ -175,25 +175,11 @@ impl BackendPool {
         chain: &[&BackendConfig],
         request: &ChatRequest,
     ) -> Result<(BackendProvider, ChatResponse), FallbackError> {
-        let mut attempts = Vec::new();
-        for backend in self.order(chain) {
-            let provider = backend.config().provider;
-            match backend.complete(request).await {
-                Ok(response) => {
-                    self.record(provider, true);
-                    return Ok((provider, response));
-                }
-                Err(error) => {
-                    let retryable = error.is_retryable();
-                    self.record(provider, !retryable);
-                    attempts.push(Attempt { provider, error });
-                    if !retryable {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(FallbackError { attempts })
+        self.walk(
+            chain,
+            |backend| async move { backend.complete(request).await },
+        )
+        .await
     }
 
     /// Opens a stream along `chain`, falling back as [`complete`](BackendPool::complete) does
@@ -203,13 +189,31 @@ impl BackendPool {
         chain: &[&BackendConfig],
         request: &ChatRequest,
     ) -> Result<(BackendProvider, ChatStream), FallbackError> {
+        self.walk(
+            chain,
+            |backend| async move { backend.stream(request).await },
+        )
+        .await
+    }
+
+    /// Tries `call` on each backend of `chain` in order, until one succeeds or fails in a way the
+    /// next cannot fix, recording each backend's health.
+    async fn walk<T, F, Fut>(
+        &self,
+        chain: &[&BackendConfig],
+        mut call: F,
+    ) -> Result<(BackendProvider, T), FallbackError>
+    where
+        F: FnMut(Arc<dyn Backend>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, BackendError>>,
+    {
         let mut attempts = Vec::new();
         for backend in self.order(chain) {
             let provider = backend.config().provider;
-            match backend.stream(request).await {
-                Ok(stream) => {
+            match call(backend).await {
+                Ok(answer) => {
                     self.record(provider, true);
-                    return Ok((provider, stream));
+                    return Ok((provider, answer));
                 }
                 Err(error) => {
                     let retryable = error.is_retryable();
