@@ -33,6 +33,7 @@ fn record(id: &str, agent: &str, created_at: u64) -> ApprovalRecord {
         },
         votes: vec![],
         decision: None,
+        used_at: None,
     }
 }
 

@@ -151,6 +151,11 @@ impl SolverAgentCoordinator {
                     reason: e.to_string(),
                 })?;
             let hex = parsed.to_hex();
+            if parse_public_key(&self.identity.agent_pubkey).is_ok_and(|agent| agent == parsed) {
+                return Err(ApprovalError::InvalidGuardians {
+                    reason: "the agent's own key cannot be its guardian".into(),
+                });
+            }
             if keys.contains(&hex) {
                 return Err(ApprovalError::InvalidGuardians {
                     reason: format!("guardian `{hex}` is listed twice"),
@@ -262,6 +267,7 @@ impl SolverAgentCoordinator {
             policy: self.policy(),
             votes: Vec::new(),
             decision: None,
+            used_at: None,
         };
         let saved = self.store.save(&record, record.filed_event());
         state.insert(record, now);
@@ -354,6 +360,16 @@ impl SolverAgentCoordinator {
     /// Applies a signed decision, whichever it says.
     pub fn decide_signed(&self, event: &Event) -> Result<ApprovalStatus, ApprovalError> {
         self.apply_signed(event, None)
+    }
+
+    /// Uses approved request `id` for one call of `action` estimated at `cost_sats`. The use is
+    /// stored with the request (and audited) before this returns, so the approval cannot allow a
+    /// second call, not even after a restart.
+    pub fn consume(&self, id: &str, action: &str, cost_sats: u64) -> Result<(), ApprovalError> {
+        self.mutate(id, |record, now| {
+            let audit = record.consume(action, cost_sats, now)?;
+            Ok(((), audit))
+        })
     }
 
     /// Waits until request `id` is decided or expires, or `timeout` passes. Wakes as soon as the
@@ -451,11 +467,15 @@ impl SolverAgentCoordinator {
     }
 
     fn policy(&self) -> ApprovalPolicy {
+        let agent = parse_public_key(&self.identity.agent_pubkey).ok();
+        // The agent's own key never approves for it: that operator key is ignored (and unsigned
+        // approvals stay off, below), so nothing can approve until the configuration is fixed.
         let operator = self
             .identity
             .operator_pubkey
             .as_deref()
             .and_then(|key| parse_public_key(key).ok())
+            .filter(|key| Some(*key) != agent)
             .map(|key| key.to_hex());
         let (approvers, required) = match (&self.guardians, operator) {
             (Some((keys, k)), _) => (keys.clone(), *k),

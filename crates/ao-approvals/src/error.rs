@@ -68,6 +68,40 @@ pub enum ApprovalError {
         /// When it expired.
         expired_at: u64,
     },
+    /// The approval presented for a call is not (or no longer) approved.
+    #[error("approval request `{id}` is {status}, not approved")]
+    NotApproved {
+        /// The request.
+        id: String,
+        /// Its status.
+        status: ApprovalStatus,
+    },
+    /// The approval was already used by an earlier call.
+    #[error(
+        "approval request `{id}` was already used at {used_at} (Unix seconds); each approval allows one call"
+    )]
+    AlreadyUsed {
+        /// The request.
+        id: String,
+        /// When it was used.
+        used_at: u64,
+    },
+    /// The approval is for another action, or for less than the call is estimated at.
+    #[error(
+        "approval request `{id}` covers `{approved_action}` up to {approved_sats} sats, not `{action}` at {cost_sats} sats"
+    )]
+    DoesNotCover {
+        /// The request.
+        id: String,
+        /// The action it approved.
+        approved_action: String,
+        /// The cost it approved.
+        approved_sats: u64,
+        /// The action presented.
+        action: String,
+        /// The cost presented.
+        cost_sats: u64,
+    },
     /// The wait ended before a decision.
     #[error("no decision on approval request `{id}` within the wait; it is still pending")]
     Timeout {

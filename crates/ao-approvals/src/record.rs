@@ -117,6 +117,10 @@ pub struct ApprovalRecord {
     pub votes: Vec<Vote>,
     /// The decision, once made.
     pub decision: Option<Decision>,
+    /// When an approved request was used up by the call it allowed. An approval allows one call,
+    /// and this is kept with the request, so a restart does not make it usable again.
+    #[serde(default)]
+    pub used_at: Option<u64>,
 }
 
 /// Clock skew tolerated on a signed decision's timestamp, in seconds.
@@ -317,6 +321,39 @@ impl ApprovalRecord {
             }),
         );
         Ok((status, audit))
+    }
+
+    /// Uses the approval for one call of `action` estimated at `cost_sats`: it must be approved,
+    /// not used before, for the same action, and for at least that cost. Returns the audit event.
+    pub fn consume(
+        &mut self,
+        action: &str,
+        cost_sats: u64,
+        now: u64,
+    ) -> Result<AuditEvent, ApprovalError> {
+        let id = self.id().to_owned();
+        let status = self.status_at(now);
+        if status != ApprovalStatus::Approved {
+            return Err(ApprovalError::NotApproved { id, status });
+        }
+        if let Some(used_at) = self.used_at {
+            return Err(ApprovalError::AlreadyUsed { id, used_at });
+        }
+        if self.request.action_type != action || self.request.cost_estimate_sats < cost_sats {
+            return Err(ApprovalError::DoesNotCover {
+                id,
+                approved_action: self.request.action_type.clone(),
+                approved_sats: self.request.cost_estimate_sats,
+                action: action.to_owned(),
+                cost_sats,
+            });
+        }
+        self.used_at = Some(now);
+        Ok(self.audit_event(
+            "approval.used",
+            now,
+            json!({"action": action, "cost_estimate_sats": cost_sats}),
+        ))
     }
 
     /// The audit event for this request's filing.

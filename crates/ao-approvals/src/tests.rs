@@ -73,6 +73,7 @@ fn a_signed_vote_for_another_request_is_refused_by_the_record() {
         },
         votes: vec![],
         decision: None,
+        used_at: None,
     };
     let event = build_decision_event(&keys, "theirs", true, None, 100).unwrap();
     let before = record.clone();

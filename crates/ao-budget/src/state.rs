@@ -14,9 +14,14 @@ use crate::record::CostRecord;
 /// and recomputed from the index if it is asked for again.
 const MAX_SESSIONS: usize = 64;
 
-/// How long an expired reservation is remembered, so that a late settle still records the spend
-/// that happened.
-const EXPIRED_GRACE_SECS: u64 = SECONDS_PER_DAY;
+/// How many expired reservations are remembered per agent, so that a late settle still records
+/// the spend that happened. Bounded by count, not by time, so a clock that jumps forward cannot
+/// make the tracker forget a call that is still running.
+const EXPIRED_KEPT: usize = 65_536;
+
+/// UTC days of totals kept per agent. Bounded by count, not by the clock, so a clock that jumps
+/// forward and back cannot make the tracker forget today's spend.
+const DAYS_KEPT: usize = 8;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DayTotals {
@@ -62,9 +67,8 @@ pub(crate) struct AgentState {
     pub(crate) reserved_tokens: u64,
     active: HashMap<u64, Reservation>,
     expiry: BTreeSet<(u64, u64)>,
-    /// Expired reservations, by sequence, with the time they expired.
-    expired: HashMap<u64, u64>,
-    expired_order: BTreeSet<(u64, u64)>,
+    /// Expired reservations, by sequence (oldest first).
+    expired: BTreeSet<u64>,
     next_seq: u64,
 }
 
@@ -81,8 +85,7 @@ impl AgentState {
             reserved_tokens: 0,
             active: HashMap::new(),
             expiry: BTreeSet::new(),
-            expired: HashMap::new(),
-            expired_order: BTreeSet::new(),
+            expired: BTreeSet::new(),
             next_seq: 0,
         }
     }
@@ -97,8 +100,7 @@ impl AgentState {
             if let Some(r) = self.active.remove(&seq) {
                 self.reserved_sats = self.reserved_sats.saturating_sub(r.sats);
                 self.reserved_tokens = self.reserved_tokens.saturating_sub(r.tokens);
-                self.expired.insert(seq, expires_at);
-                self.expired_order.insert((expires_at, seq));
+                self.expired.insert(seq);
                 tracing::warn!(
                     agent = %self.name,
                     reserved_sats = r.sats,
@@ -106,18 +108,17 @@ impl AgentState {
                 );
             }
         }
-        while let Some(&(expired_at, seq)) = self.expired_order.first() {
-            if expired_at.saturating_add(EXPIRED_GRACE_SECS) > now {
-                break;
-            }
-            self.expired_order.pop_first();
-            self.expired.remove(&seq);
+        while self.expired.len() > EXPIRED_KEPT {
+            self.expired.pop_first();
         }
+        // Only days older than yesterday go, and only beyond the count kept.
         let yesterday = utc_day_start(now).saturating_sub(SECONDS_PER_DAY);
-        while let Some((&day, _)) = self.days.first_key_value() {
-            if day >= yesterday {
-                break;
-            }
+        while self.days.len() > DAYS_KEPT
+            && self
+                .days
+                .first_key_value()
+                .is_some_and(|(&day, _)| day < yesterday)
+        {
             self.days.pop_first();
         }
         // The index is complete from `self.horizon` on. Only dropping entries makes it less so:
@@ -220,8 +221,7 @@ impl AgentState {
             self.reserved_tokens = self.reserved_tokens.saturating_sub(r.tokens);
             return Taken::Active;
         }
-        if let Some(expired_at) = self.expired.remove(&seq) {
-            self.expired_order.remove(&(expired_at, seq));
+        if self.expired.remove(&seq) {
             return Taken::Expired;
         }
         if seq < self.next_seq {
@@ -229,6 +229,17 @@ impl AgentState {
         } else {
             Taken::Unknown
         }
+    }
+
+    /// Extends reservation `seq`'s lease to `expires_at`. False if it no longer counts.
+    pub(crate) fn renew(&mut self, seq: u64, expires_at: u64) -> bool {
+        let Some(r) = self.active.get_mut(&seq) else {
+            return false;
+        };
+        self.expiry.remove(&(r.expires_at, seq));
+        r.expires_at = r.expires_at.max(expires_at);
+        self.expiry.insert((r.expires_at, seq));
+        true
     }
 
     pub(crate) fn outstanding(&self) -> usize {

@@ -477,6 +477,57 @@ fn failing_health_check_refuses_even_with_nothing_pending() {
 }
 
 #[test]
+fn zero_estimates_are_still_bounded_by_the_budget() {
+    let (tracker, _) = tracker_at(MIDNIGHT);
+    let tracker = tracker.with_default_budget(budget(100, 100, 80));
+    let admitted = (0..1_000)
+        .filter(|_| tracker.reserve("a", MIDNIGHT, 0).is_ok())
+        .count();
+    assert_eq!(admitted, 100);
+}
+
+#[test]
+fn a_clock_that_jumps_forward_and_back_forgets_no_spend() {
+    let (tracker, clock) = tracker_at(MIDNIGHT + 3_600);
+    let tracker = tracker.with_default_budget(budget(1_000, 100_000, 80));
+    let running = tracker.reserve("a", MIDNIGHT, 50).unwrap();
+    tracker.record(rec("a", 900, MIDNIGHT + 3_600)).unwrap();
+    // A bad clock reads three days later for one call, then comes back.
+    clock.set(MIDNIGHT + 3 * 86_400);
+    let _ = tracker.check_budget("a", MIDNIGHT);
+    clock.set(MIDNIGHT + 3_660);
+    assert_eq!(tracker.daily_total("a"), 900);
+    assert!(tracker.reserve("a", MIDNIGHT, 200).is_err());
+    // The call that was running when the clock jumped still records what it spent.
+    tracker
+        .settle(running, rec("a", 40, MIDNIGHT + 3_660))
+        .unwrap();
+    assert_eq!(tracker.daily_total("a"), 940);
+}
+
+#[test]
+fn a_renewed_lease_keeps_a_long_call_counted() {
+    let (tracker, clock) = tracker_at(MIDNIGHT);
+    let tracker = tracker
+        .with_default_budget(budget(1_000, 100, 80))
+        .with_reservation_lease(std::time::Duration::from_secs(600));
+    let long = tracker.reserve("a", MIDNIGHT, 100).unwrap();
+    clock.advance(500);
+    tracker.renew(long).unwrap();
+    clock.advance(500);
+    assert!(
+        tracker.reserve("a", MIDNIGHT, 1).is_err(),
+        "the renewed reservation still counts"
+    );
+    clock.advance(200);
+    assert!(tracker.reserve("a", MIDNIGHT, 1).is_ok());
+    assert!(matches!(
+        tracker.renew(long),
+        Err(BudgetError::ReservationFinished { .. })
+    ));
+}
+
+#[test]
 fn eight_threads_admit_exactly_the_limit() {
     let (tracker, _) = tracker_at(MIDNIGHT);
     let tracker = Arc::new(tracker.with_default_budget(budget(1_000_000, 10_000, 80)));
@@ -561,16 +612,18 @@ proptest! {
         for op in ops {
             match op {
                 Op::Reserve { agent, session, sats } => {
+                    // Every reservation holds at least 1 sat.
+                    let held = sats.max(1);
                     let limit = tracker.budget_for(agents[agent]);
                     let spent_session = settled[agent][session] + recorded_extra[agent][session] + reserved[agent];
                     let spent_day = settled[agent][0] + recorded_extra[agent][0] + reserved[agent];
                     let result = tracker.reserve(agents[agent], sessions[session], sats);
-                    let admissible = config::admits(spent_day, sats, limit.daily_limit_sats)
-                        && config::admits(spent_session, sats, limit.session_limit_sats);
+                    let admissible = config::admits(spent_day, held, limit.daily_limit_sats)
+                        && config::admits(spent_session, held, limit.session_limit_sats);
                     prop_assert_eq!(result.is_ok(), admissible);
                     if let Ok(id) = result {
-                        open.push((id, agent, sats));
-                        reserved[agent] += sats;
+                        open.push((id, agent, held));
+                        reserved[agent] += held;
                     }
                 }
                 Op::Settle { pick, fraction } if !open.is_empty() => {

@@ -266,6 +266,10 @@ impl CostTracker {
 
     /// Like [`reserve`](CostTracker::reserve), also reserving `estimate_tokens` against the agent's
     /// daily token cap.
+    ///
+    /// Every reservation holds at least 1 sat (and 1 token where a cap applies), so that calls
+    /// estimated at nothing are still bounded in number by the budget. An estimate below the real
+    /// cost is the caller's risk: the real cost is recorded at `settle`, and refuses what follows.
     pub fn reserve_with_tokens(
         &self,
         agent: &str,
@@ -273,6 +277,8 @@ impl CostTracker {
         estimate_sats: u64,
         estimate_tokens: u64,
     ) -> Result<ReservationId, BudgetError> {
+        let estimate_sats = estimate_sats.max(1);
+        let estimate_tokens = estimate_tokens.max(1);
         let now = self.clock.now()?;
         self.ensure_durable()?;
         let slot_no = self.slot_no(agent)?;
@@ -363,6 +369,25 @@ impl CostTracker {
             self.warn_on_crossing(&mut state, before, None, now)?;
         }
         self.persist(record)
+    }
+
+    /// Extends reservation `id`'s lease by a full lease from now, for a call that is still running
+    /// (a long stream). Fails if the reservation no longer counts.
+    pub fn renew(&self, id: ReservationId) -> Result<(), BudgetError> {
+        let now = self.clock.now()?;
+        let slot = self.reservation_slot(id)?;
+        let mut state = lock(&slot)?;
+        state.maintain(now, self.horizon_secs);
+        if state.renew(id.seq, now.saturating_add(self.lease_secs)) {
+            Ok(())
+        } else {
+            Err(BudgetError::ReservationFinished { id })
+        }
+    }
+
+    /// The lease of new reservations, in seconds.
+    pub fn lease_secs(&self) -> u64 {
+        self.lease_secs
     }
 
     /// Drops reservation `id` without recording spend: the call did not happen or cost nothing.

@@ -64,6 +64,12 @@ fn now() -> u64 {
 fn approval_error(error: &ApprovalError) -> Response {
     let status = match error {
         ApprovalError::NotFound { .. } => StatusCode::NOT_FOUND,
+        ApprovalError::BadSignature { .. }
+        | ApprovalError::WrongKind { .. }
+        | ApprovalError::MissingTag { .. }
+        | ApprovalError::UnknownDecision { .. }
+        | ApprovalError::StaleEvent { .. }
+        | ApprovalError::DecisionMismatch { .. } => StatusCode::BAD_REQUEST,
         ApprovalError::AlreadyDecided { .. }
         | ApprovalError::Expired { .. }
         | ApprovalError::DuplicateVote { .. } => StatusCode::CONFLICT,
@@ -126,7 +132,11 @@ async fn approvals(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     let mut pending = Vec::new();
     for name in state.orchestrator.agent_names() {
         if let Some(agent) = state.orchestrator.agent(name) {
-            for p in agent.coordinator.list_pending() {
+            let list = match agent.coordinator.try_list_pending() {
+                Ok(list) => list,
+                Err(e) => return approval_error(&e),
+            };
+            for p in list {
                 pending.push(json!({
                     "agent": name,
                     "request_id": p.request_id,

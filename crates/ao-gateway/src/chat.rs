@@ -37,6 +37,18 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
+/// Whether a body error is the size limit (as opposed to a client that went away).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 fn bad_request(code: &str, message: &str) -> Response {
     api_error(
         StatusCode::BAD_REQUEST,
@@ -89,6 +101,12 @@ pub(crate) async fn completions(
                 Value::Null,
             );
         }
+        Ok(Err(error)) if !is_length_limit(&error) => {
+            return bad_request(
+                "unreadable_body",
+                &format!("the request body could not be read: {error}"),
+            );
+        }
         Ok(Err(_)) => {
             return api_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -124,20 +142,14 @@ pub(crate) async fn completions(
             Value::Null,
         );
     }
-    let session_start = match headers
-        .get("x-ao-session-start")
-        .map(|v| v.to_str().map(str::parse::<u64>))
-    {
-        None => None,
-        Some(Ok(Ok(start))) => Some(start),
-        Some(_) => return bad_request("invalid_header", "X-AO-Session-Start must be Unix seconds"),
-    };
     let options = CallOptions {
         approval_id: headers
             .get("x-ao-approval")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        session_start,
+        // The session is the runtime's to decide, never the caller's: an agent that could name its
+        // session start could reset its session budget at will. Sessions are UTC days here.
+        session_start: None,
         background_persistence: true,
     };
     if request.stream {

@@ -1,5 +1,6 @@
 //! OpenAI-style error responses.
 
+use ao_approvals::ApprovalError;
 use ao_budget::BudgetError;
 use ao_orchestrator::OrchestratorError;
 use ao_routing::http::BackendError;
@@ -76,6 +77,16 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: u64) -> Response
             };
             api_error(status, "api_error", code, &message, Value::Null)
         }
+        OrchestratorError::Clock(_)
+        | OrchestratorError::Approval(
+            ApprovalError::Store(_) | ApprovalError::Clock(_) | ApprovalError::Poisoned,
+        ) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "unavailable",
+            &message,
+            Value::Null,
+        ),
         OrchestratorError::Routing(_) => api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "api_error",

@@ -1,12 +1,11 @@
 //! The built-in hooks: budgets, approvals and audit.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ao_approvals::{ApprovalError, ApprovalStatus, SolverAgentCoordinator};
 use ao_audit::{AuditEvent, AuditLog};
-use ao_budget::{CostRecord, CostTracker, ReservationId};
+use ao_budget::{CostRecord, CostTracker, MAX_STORED_AMOUNT, ReservationId};
 use ao_routing::{BackendConfig, MultiBackendRouter};
 use ao_types::{SharedClock, SystemClock};
 use async_trait::async_trait;
@@ -30,8 +29,9 @@ struct Reserved {
 ///   budget's own reason when the reservation is refused. The tracker logs a warning when spend
 ///   crosses the warning threshold.
 /// - `after_tool` settles the real cost: the backend's reported usage priced at the backend that
-///   answered (the output's `backend`, else the agent's routed one). If nothing was spent (no
-///   usage reported), it releases the reservation.
+///   answered (the output's `backend`, else the agent's routed one), plus any sats the tool spent
+///   directly (`spent_sats`). If nothing was spent (no usage and no direct spend reported), it
+///   releases the reservation.
 /// - `abort_tool` releases the reservation when a later hook blocks the call.
 ///
 /// The agent charged is always the call's runtime-set agent.
@@ -131,16 +131,16 @@ impl Hook for CostTrackingHook {
         let Some(reserved) = call.extensions.get::<Reserved>().copied() else {
             return Ok(HookResult::Continue);
         };
-        let usage = match output.usage {
-            Some(usage) if !usage.is_zero() => usage,
-            _ => {
-                self.tracker.release(reserved.id).map_err(HookError::new)?;
-                output.cost_sats = Some(0);
-                return Ok(HookResult::Continue);
-            }
-        };
+        let usage = output.usage.filter(|u| !u.is_zero());
+        if usage.is_none() && output.spent_sats.is_none() {
+            // Nothing was spent: no tokens reported, no payment made.
+            self.tracker.release(reserved.id).map_err(HookError::new)?;
+            output.cost_sats = Some(0);
+            return Ok(HookResult::Continue);
+        }
+        let usage = usage.unwrap_or_default();
         // Spend that happened is always recorded. With no price known, the estimate stands in.
-        let (provider, cost_sats) = match self.price_of(call, output) {
+        let (provider, token_cost) = match self.price_of(call, output) {
             Some(backend) => (
                 backend.provider,
                 backend.calculate_cost(usage.input_tokens, usage.output_tokens),
@@ -152,11 +152,14 @@ impl Hook for CostTrackingHook {
                 reserved.estimate_sats,
             ),
         };
+        let cost_sats = token_cost
+            .saturating_add(output.spent_sats.unwrap_or(0))
+            .min(MAX_STORED_AMOUNT);
         let record = CostRecord {
             agent_name: call.agent().to_string(),
             backend: provider,
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
+            input_tokens: usage.input_tokens.min(MAX_STORED_AMOUNT / 2),
+            output_tokens: usage.output_tokens.min(MAX_STORED_AMOUNT / 2),
             cost_sats,
             timestamp: self.clock.now().map_err(HookError::new)?,
         };
@@ -182,7 +185,6 @@ impl Hook for CostTrackingHook {
 pub struct ApprovalHook {
     coordinators: Vec<Arc<SolverAgentCoordinator>>,
     wait: Option<Duration>,
-    used: Mutex<HashSet<String>>,
 }
 
 impl ApprovalHook {
@@ -191,7 +193,6 @@ impl ApprovalHook {
         Self {
             coordinators: vec![coordinator],
             wait: None,
-            used: Mutex::new(HashSet::new()),
         }
     }
 
@@ -207,42 +208,24 @@ impl ApprovalHook {
         self
     }
 
-    /// Marks approval `id` used; false if it was used before.
-    fn consume(&self, id: &str) -> Result<bool, HookError> {
-        let mut used = self
-            .used
-            .lock()
-            .map_err(|_| HookError::new("the approval hook's state was poisoned by a panic"))?;
-        Ok(used.insert(id.to_owned()))
-    }
-
-    fn check_presented(
-        &self,
+    /// Uses approval `id` for `call`, or says why it cannot be used.
+    fn use_approval(
         coordinator: &SolverAgentCoordinator,
         call: &ToolCall,
         id: &str,
         cost: u64,
     ) -> Result<HookResult, HookError> {
-        let Some(record) = coordinator.record(id) else {
-            return Ok(HookResult::block(format!("approval `{id}` is unknown")));
-        };
-        let status = coordinator.status(id).unwrap_or(ApprovalStatus::Rejected);
-        if status != ApprovalStatus::Approved {
-            return Ok(HookResult::block(format!("approval `{id}` is {status}")));
+        match coordinator.consume(id, &call.tool_name, cost) {
+            Ok(()) => Ok(HookResult::Continue),
+            Err(
+                error @ (ApprovalError::NotFound { .. }
+                | ApprovalError::NotApproved { .. }
+                | ApprovalError::AlreadyUsed { .. }
+                | ApprovalError::DoesNotCover { .. }
+                | ApprovalError::Expired { .. }),
+            ) => Ok(HookResult::block(error.to_string())),
+            Err(error) => Err(HookError::new(error)),
         }
-        if record.request.action_type != call.tool_name || record.request.cost_estimate_sats < cost
-        {
-            return Ok(HookResult::block(format!(
-                "approval `{id}` covers `{}` up to {} sats, not `{}` at {cost} sats",
-                record.request.action_type, record.request.cost_estimate_sats, call.tool_name
-            )));
-        }
-        if !self.consume(id)? {
-            return Ok(HookResult::block(format!(
-                "approval `{id}` was already used; each approval allows one call"
-            )));
-        }
-        Ok(HookResult::Continue)
     }
 }
 
@@ -267,12 +250,14 @@ impl Hook for ApprovalHook {
                 call.agent()
             )));
         };
-        let cost = call.cost_estimate_sats.unwrap_or(0);
+        // A call without an estimate is priced as the dearest possible: it cannot slip under the
+        // threshold by saying nothing.
+        let cost = call.cost_estimate_sats.unwrap_or(u64::MAX);
         if !coordinator.requires_approval(&call.tool_name, cost) {
             return Ok(HookResult::Continue);
         }
         if let Some(id) = call.approval_id.clone() {
-            return self.check_presented(coordinator, call, &id, cost);
+            return Self::use_approval(coordinator, call, &id, cost);
         }
         let description = format!(
             "tool `{}` called by agent `{}`, estimated at {cost} sats",
@@ -287,9 +272,9 @@ impl Hook for ApprovalHook {
         };
         match coordinator.wait_for_decision(&request_id, timeout).await {
             Ok(ApprovalStatus::Approved) => {
-                self.consume(&request_id)?;
+                let result = Self::use_approval(coordinator, call, &request_id, cost)?;
                 call.approval_id = Some(request_id);
-                Ok(HookResult::Continue)
+                Ok(result)
             }
             Ok(status) => Ok(HookResult::block(format!(
                 "approval `{request_id}` was {status}"

@@ -160,6 +160,9 @@ pub struct ToolOutput {
     pub usage: Option<TokenUsage>,
     /// The backend that answered, if it was not the agent's routed one (after a fallback).
     pub backend: Option<BackendProvider>,
+    /// Sats the tool spent directly (a payment, a paid API), reported by the tool. Charged on top
+    /// of any token usage.
+    pub spent_sats: Option<u64>,
     /// The cost recorded for the call, filled in by `CostTrackingHook`.
     pub cost_sats: Option<u64>,
 }
@@ -185,6 +188,12 @@ impl ToolOutput {
     /// Sets the usage the backend reported.
     pub fn with_usage(mut self, usage: TokenUsage) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// Sets the sats the tool spent directly.
+    pub fn with_spent_sats(mut self, sats: u64) -> Self {
+        self.spent_sats = Some(sats);
         self
     }
 

@@ -1,15 +1,15 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ao_approvals::{ApprovalStatus, SolverAgentCoordinator};
+use ao_approvals::{ApprovalError, ApprovalStatus, SolverAgentCoordinator};
 use ao_audit::{AuditEvent, AuditLog};
-use ao_budget::{CostRecord, CostTracker, ReservationId};
+use ao_budget::{CostRecord, CostTracker, MAX_STORED_AMOUNT, ReservationId};
 use ao_hooks::{
     ApprovalHook, AuditHook, CostTrackingHook, HookManager, HookResult, ToolCall, ToolOutput,
 };
@@ -132,7 +132,6 @@ struct Inner {
     approval_wait: Duration,
     default_max_tokens: u64,
     clock: SharedClock,
-    used_approvals: Mutex<HashSet<String>>,
     pending: Arc<Pending>,
 }
 
@@ -152,36 +151,101 @@ impl fmt::Debug for Orchestrator {
     }
 }
 
-/// A reservation that is released unless settled: every path out of a call either settles it or
-/// lets it go.
+/// What a call is recorded as.
+struct Settlement {
+    agent: String,
+    reservation: Option<ReservationId>,
+    provider: BackendProvider,
+    usage: TokenUsage,
+    cost_sats: u64,
+    estimated: bool,
+    outcome: &'static str,
+    estimate_sats: u64,
+    approval_id: Option<String>,
+    error: Option<String>,
+}
+
+/// A call's reservation. Every path out of a call settles or releases it: dropped before the
+/// request may have reached a backend, it is released; dropped after (the caller went away while
+/// a backend was working), it is settled at the estimate, since the backend may have been paid.
 struct ReservationGuard {
-    tracker: Arc<CostTracker>,
+    orchestrator: Orchestrator,
+    agent: String,
     id: Option<ReservationId>,
+    estimate_sats: u64,
+    approval_id: Option<String>,
+    charge_on_drop: Option<(BackendProvider, TokenUsage)>,
 }
 
 impl ReservationGuard {
-    fn take(&mut self) -> Option<ReservationId> {
-        self.id.take()
+    /// From here on the request may reach `provider`: a drop charges `usage` at the estimate.
+    fn dispatched(&mut self, provider: BackendProvider, usage: TokenUsage) {
+        self.charge_on_drop = Some((provider, usage));
+    }
+
+    /// Releases the reservation: nothing was spent.
+    fn release(&mut self) {
+        if let Some(id) = self.id.take()
+            && let Err(error) = self.orchestrator.inner.tracker.release(id)
+        {
+            tracing::warn!(%error, "could not release a reservation");
+        }
+    }
+
+    /// The settlement of this call, taking the reservation out of the guard.
+    fn settlement(
+        &mut self,
+        provider: BackendProvider,
+        usage: TokenUsage,
+        cost_sats: u64,
+        estimated: bool,
+        outcome: &'static str,
+        error: Option<String>,
+    ) -> Settlement {
+        Settlement {
+            agent: self.agent.clone(),
+            reservation: self.id.take(),
+            provider,
+            usage,
+            cost_sats,
+            estimated,
+            outcome,
+            estimate_sats: self.estimate_sats,
+            approval_id: self.approval_id.clone(),
+            error,
+        }
     }
 }
 
 impl Drop for ReservationGuard {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take()
-            && let Err(error) = self.tracker.release(id)
-        {
-            tracing::warn!(%error, "could not release a reservation");
+        if self.id.is_none() {
+            return;
+        }
+        match self.charge_on_drop.take() {
+            None => self.release(),
+            Some((provider, usage)) => {
+                let settlement = self.settlement(
+                    provider,
+                    usage,
+                    self.estimate_sats,
+                    true,
+                    "cancelled",
+                    Some("the caller went away while a backend was working".into()),
+                );
+                self.orchestrator.spawn(settlement);
+            }
         }
     }
 }
 
-/// What admission produced: the reservation, the chain to try, and the estimate.
+/// What admission produced: the reservation, the chain to try, the request as it will be sent,
+/// and the estimate's tokens.
 struct Admitted {
     guard: ReservationGuard,
     chain: Vec<BackendConfig>,
-    estimate_sats: u64,
-    input_tokens: u64,
-    approval_id: Option<String>,
+    request: ChatRequest,
+    estimate: TokenUsage,
 }
 
 #[derive(Serialize)]
@@ -223,7 +287,6 @@ impl Orchestrator {
                 approval_wait: parts.approval_wait,
                 default_max_tokens: parts.default_max_tokens,
                 clock: parts.clock,
-                used_approvals: Mutex::new(HashSet::new()),
                 pending: Arc::new(Pending::default()),
             }),
         }
@@ -347,7 +410,26 @@ impl Orchestrator {
                 .map_err(|e| setup("approvals", &e))?;
             coordinators.push(Arc::new(coordinator));
         }
+        // A reservation must outlive the slowest call it covers: an approval wait, then every
+        // try at every backend of a chain, with backoff. Long streams renew their lease.
+        let defaults = ClientOptions::default();
+        let slowest_call: Duration = config
+            .backends
+            .iter()
+            .filter(|b| b.enabled)
+            .map(|b| {
+                let timeout = b.timeout_secs.map_or(defaults.timeout, Duration::from_secs);
+                let retries = b.max_retries.unwrap_or(defaults.max_retries);
+                timeout.saturating_mul(retries.saturating_add(1))
+                    + defaults.max_backoff.saturating_mul(retries)
+            })
+            .sum();
+        let lease = (Duration::from_secs(config.approvals.wait_secs)
+            + slowest_call
+            + Duration::from_secs(60))
+        .max(ao_budget::DEFAULT_LEASE);
         let tracker = tracker
+            .with_reservation_lease(lease)
             .with_ledger(store.clone())
             .map_err(|e| setup("ledger", &e))?;
         let clock = Arc::clone(tracker.clock());
@@ -436,37 +518,32 @@ impl Orchestrator {
     ) -> Result<Completion, OrchestratorError> {
         let mut admitted = self.admit(agent, &request, &options).await?;
         let chain: Vec<&BackendConfig> = admitted.chain.iter().collect();
-        match self.inner.pool.complete(&chain, &request).await {
+        admitted
+            .guard
+            .dispatched(chain[0].provider, admitted.estimate);
+        match self.inner.pool.complete(&chain, &admitted.request).await {
             Ok((provider, response)) => {
                 let cost_sats = self.price(provider, response.usage);
-                let id = admitted.guard.take();
-                let write = self.settle_and_audit(
-                    agent,
-                    id,
+                let settlement = admitted.guard.settlement(
                     provider,
                     response.usage,
                     cost_sats,
                     false,
                     "completed",
-                    &admitted,
                     None,
                 );
-                self.persist(write, options.background_persistence).await;
+                self.persist(settlement, options.background_persistence)
+                    .await;
                 Ok(Completion {
                     response,
                     backend: provider,
                     cost_sats,
-                    approval_id: admitted.approval_id.clone(),
+                    approval_id: admitted.guard.approval_id.clone(),
                 })
             }
             Err(fallback) => {
-                self.fail(
-                    agent,
-                    &mut admitted,
-                    &fallback,
-                    options.background_persistence,
-                )
-                .await;
+                self.fail(&mut admitted, &fallback, options.background_persistence)
+                    .await;
                 Err(OrchestratorError::Backend(fallback))
             }
         }
@@ -483,7 +560,10 @@ impl Orchestrator {
     ) -> Result<CompletionStream, OrchestratorError> {
         let mut admitted = self.admit(agent, &request, &options).await?;
         let chain: Vec<&BackendConfig> = admitted.chain.iter().collect();
-        match self.inner.pool.stream(&chain, &request).await {
+        admitted
+            .guard
+            .dispatched(chain[0].provider, admitted.estimate);
+        match self.inner.pool.stream(&chain, &admitted.request).await {
             Ok((provider, stream)) => Ok(CompletionStream {
                 orchestrator: self.clone(),
                 agent: agent.to_owned(),
@@ -493,15 +573,11 @@ impl Orchestrator {
                 text_bytes: 0,
                 usage: None,
                 finished: false,
+                renewed: std::time::Instant::now(),
             }),
             Err(fallback) => {
-                self.fail(
-                    agent,
-                    &mut admitted,
-                    &fallback,
-                    options.background_persistence,
-                )
-                .await;
+                self.fail(&mut admitted, &fallback, options.background_persistence)
+                    .await;
                 Err(OrchestratorError::Backend(fallback))
             }
         }
@@ -577,14 +653,36 @@ impl Orchestrator {
                 "agent `{agent}` is routed to backends without a live client"
             )));
         }
-        let input_tokens = request.estimated_input_tokens();
-        let output_tokens = request
+        // The request as it will be sent: its output is capped at what the estimate assumed, so
+        // it cannot cost more than was reserved (and approved) by asking for no limit.
+        let mut request = request.clone();
+        let output_limit = request
             .output_limit()
             .unwrap_or(self.inner.default_max_tokens);
+        if request.max_completion_tokens.is_some() {
+            request.max_completion_tokens = Some(output_limit);
+        }
+        if request.max_tokens.is_some() || request.max_completion_tokens.is_none() {
+            request.max_tokens = Some(output_limit);
+        }
+        let choices = request
+            .extra
+            .get("n")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1)
+            .max(1);
+        let extra_tokens = serde_json::to_string(&request.extra)
+            .map_or(0, |text| ao_routing::http::estimate_tokens(&text));
+        let estimate = TokenUsage::new(
+            request
+                .estimated_input_tokens()
+                .saturating_add(extra_tokens),
+            output_limit.saturating_mul(choices),
+        );
         // Priced at the dearest backend the call may fall back to.
         let estimate_sats = chain
             .iter()
-            .map(|b| b.calculate_cost(input_tokens, output_tokens))
+            .map(|b| b.calculate_cost(estimate.input_tokens, estimate.output_tokens))
             .max()
             .unwrap_or(0);
         let now = self.inner.clock.now()?;
@@ -593,21 +691,24 @@ impl Orchestrator {
             agent,
             session,
             estimate_sats,
-            input_tokens.saturating_add(output_tokens),
+            estimate.total(),
         )?;
-        let guard = ReservationGuard {
-            tracker: Arc::clone(&self.inner.tracker),
+        let mut guard = ReservationGuard {
+            orchestrator: self.clone(),
+            agent: agent.to_owned(),
             id: Some(id),
+            estimate_sats,
+            approval_id: None,
+            charge_on_drop: None,
         };
-        let approval_id = self
+        guard.approval_id = self
             .approve(&runtime.coordinator, estimate_sats, options)
             .await?;
         Ok(Admitted {
             guard,
             chain,
-            estimate_sats,
-            input_tokens,
-            approval_id,
+            request,
+            estimate,
         })
     }
 
@@ -622,30 +723,7 @@ impl Orchestrator {
             return Ok(None);
         }
         if let Some(id) = &options.approval_id {
-            let not = |reason: String, status| OrchestratorError::NotApproved {
-                request_id: id.clone(),
-                reason,
-                status,
-            };
-            let record = coordinator
-                .record(id)
-                .ok_or_else(|| not("no such request".into(), None))?;
-            let status = coordinator.status(id).unwrap_or(ApprovalStatus::Rejected);
-            if status != ApprovalStatus::Approved {
-                return Err(not(format!("it is {status}"), Some(status)));
-            }
-            if record.request.action_type != COMPLETION_ACTION
-                || record.request.cost_estimate_sats < estimate_sats
-            {
-                return Err(not(
-                    format!(
-                        "it covers `{}` up to {} sats, not a completion estimated at {estimate_sats}",
-                        record.request.action_type, record.request.cost_estimate_sats
-                    ),
-                    Some(status),
-                ));
-            }
-            self.consume(id)?;
+            Self::use_approval(coordinator, id, estimate_sats)?;
             return Ok(Some(id.clone()));
         }
         let description = format!(
@@ -663,7 +741,7 @@ impl Orchestrator {
             .await
         {
             Ok(ApprovalStatus::Approved) => {
-                self.consume(&request_id)?;
+                Self::use_approval(coordinator, &request_id, estimate_sats)?;
                 Ok(Some(request_id))
             }
             Ok(status) => Err(OrchestratorError::NotApproved {
@@ -678,143 +756,127 @@ impl Orchestrator {
         }
     }
 
-    fn consume(&self, id: &str) -> Result<(), OrchestratorError> {
-        let mut used = self
-            .inner
-            .used_approvals
-            .lock()
-            .map_err(|_| OrchestratorError::Setup("approval state poisoned".into()))?;
-        if !used.insert(id.to_owned()) {
-            return Err(OrchestratorError::NotApproved {
-                request_id: id.to_owned(),
-                reason: "it was already used; each approval allows one call".into(),
-                status: Some(ApprovalStatus::Approved),
-            });
-        }
-        Ok(())
+    /// Uses approval `id` for one completion estimated at `estimate_sats`; the use is stored with
+    /// the request, so it allows one call, across restarts too.
+    fn use_approval(
+        coordinator: &SolverAgentCoordinator,
+        id: &str,
+        estimate_sats: u64,
+    ) -> Result<(), OrchestratorError> {
+        coordinator
+            .consume(id, COMPLETION_ACTION, estimate_sats)
+            .map_err(|error| {
+                let status = match &error {
+                    ApprovalError::NotApproved { status, .. } => Some(*status),
+                    ApprovalError::AlreadyUsed { .. } | ApprovalError::DoesNotCover { .. } => {
+                        Some(ApprovalStatus::Approved)
+                    }
+                    ApprovalError::Expired { .. } => Some(ApprovalStatus::Expired),
+                    ApprovalError::NotFound { .. } => None,
+                    _ => return OrchestratorError::Approval(error),
+                };
+                OrchestratorError::NotApproved {
+                    request_id: id.to_owned(),
+                    reason: error.to_string(),
+                    status,
+                }
+            })
     }
 
     /// Settles (or releases) and audits a failed call. A malformed reply may have been paid for:
-    /// its estimate is recorded. Anything else spent nothing.
-    async fn fail(
-        &self,
-        agent: &str,
-        admitted: &mut Admitted,
-        fallback: &FallbackError,
-        background: bool,
-    ) {
+    /// its estimate is recorded. Anything else (unreachable, timeout, 429, 5xx) spent nothing.
+    async fn fail(&self, admitted: &mut Admitted, fallback: &FallbackError, background: bool) {
         let paid = fallback
             .attempts
             .last()
             .filter(|a| matches!(a.error, BackendError::Malformed { .. }))
             .map(|a| a.provider);
-        let (id, provider, usage, cost) = match paid {
-            Some(provider) => (
-                admitted.guard.take(),
+        let settlement = match paid {
+            Some(provider) => admitted.guard.settlement(
                 provider,
-                TokenUsage::new(admitted.input_tokens, 0),
-                admitted.estimate_sats,
+                admitted.estimate,
+                admitted.guard.estimate_sats,
+                true,
+                "failed",
+                Some(fallback.to_string()),
             ),
             None => {
-                drop(
-                    admitted
-                        .guard
-                        .take()
-                        .map(|id| self.inner.tracker.release(id)),
-                );
-                (
-                    None,
-                    self.inner.router.routed_provider(agent),
+                admitted.guard.release();
+                let provider = admitted
+                    .chain
+                    .first()
+                    .map_or(BackendProvider::Local, |b| b.provider);
+                admitted.guard.settlement(
+                    provider,
                     TokenUsage::default(),
                     0,
+                    false,
+                    "failed",
+                    Some(fallback.to_string()),
                 )
             }
         };
-        let write = self.settle_and_audit(
-            agent,
-            id,
-            provider,
-            usage,
-            cost,
-            paid.is_some(),
-            "failed",
-            admitted,
-            Some(fallback.to_string()),
-        );
-        self.persist(write, background).await;
+        self.persist(settlement, background).await;
     }
 
     /// The settlement and audit entry of a call, as one blocking job.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site per outcome; a struct would only rename them"
-    )]
-    fn settle_and_audit(
-        &self,
-        agent: &str,
-        reservation: Option<ReservationId>,
-        provider: BackendProvider,
-        usage: TokenUsage,
-        cost_sats: u64,
-        estimated: bool,
-        outcome: &str,
-        admitted: &Admitted,
-        error: Option<String>,
-    ) -> impl FnOnce() + Send + 'static {
+    fn settlement_job(&self, s: Settlement) -> impl FnOnce() + Send + 'static {
         let tracker = Arc::clone(&self.inner.tracker);
         let audit = Arc::clone(&self.inner.audit);
         let clock = Arc::clone(&self.inner.clock);
-        let agent = agent.to_owned();
-        let outcome = outcome.to_owned();
-        let estimate_sats = admitted.estimate_sats;
-        let approval_id = admitted.approval_id.clone();
+        let pending = Arc::clone(&self.inner.pending);
+        pending.start();
         move || {
             let now = clock.now().unwrap_or(0);
-            if let Some(id) = reservation {
+            if let Some(id) = s.reservation {
                 let record = CostRecord {
-                    agent_name: agent.clone(),
-                    backend: provider,
-                    input_tokens: usage.input_tokens,
-                    output_tokens: usage.output_tokens,
-                    cost_sats,
+                    agent_name: s.agent.clone(),
+                    backend: s.provider,
+                    input_tokens: s.usage.input_tokens.min(MAX_STORED_AMOUNT / 2),
+                    output_tokens: s.usage.output_tokens.min(MAX_STORED_AMOUNT / 2),
+                    cost_sats: s.cost_sats.min(MAX_STORED_AMOUNT),
                     timestamp: now,
                 };
                 if let Err(error) = tracker.settle(id, record) {
-                    tracing::error!(agent, %error, "cost not settled durably");
+                    tracing::error!(agent = s.agent, %error, "cost not settled durably");
                 }
             }
             let detail = CompletionAudit {
-                backend: Some(provider.as_str()),
-                outcome: &outcome,
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                cost_sats,
-                estimate_sats,
-                estimated_usage: estimated,
-                approval_id: approval_id.as_deref(),
-                error,
+                backend: Some(s.provider.as_str()),
+                outcome: s.outcome,
+                input_tokens: s.usage.input_tokens,
+                output_tokens: s.usage.output_tokens,
+                cost_sats: s.cost_sats,
+                estimate_sats: s.estimate_sats,
+                estimated_usage: s.estimated,
+                approval_id: s.approval_id.as_deref(),
+                error: s.error,
             };
-            match AuditEvent::from_serialize(now, "completion", agent.as_str(), &detail) {
+            match AuditEvent::from_serialize(now, "completion", s.agent.as_str(), &detail) {
                 Ok(event) => {
                     if let Err(error) = audit.append(event) {
-                        tracing::error!(agent, %error, "completion not audited");
+                        tracing::error!(agent = s.agent, %error, "completion not audited");
                     }
                 }
-                Err(error) => tracing::error!(agent, %error, "completion not audited"),
+                Err(error) => tracing::error!(agent = s.agent, %error, "completion not audited"),
             }
+            pending.finish();
         }
     }
 
-    /// Runs a blocking write: awaited, or in the background (counted for [`drain`]).
-    ///
-    /// [`drain`]: Orchestrator::drain
-    async fn persist(&self, write: impl FnOnce() + Send + 'static, background: bool) {
-        let pending = Arc::clone(&self.inner.pending);
-        pending.start();
-        let job = tokio::task::spawn_blocking(move || {
-            write();
-            pending.finish();
-        });
+    /// Records a settlement in the background (counted for [`drain`](Orchestrator::drain)), from
+    /// anywhere, `Drop` included.
+    fn spawn(&self, settlement: Settlement) {
+        let job = self.settlement_job(settlement);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(job)),
+            Err(_) => job(),
+        }
+    }
+
+    /// Records a settlement: awaited, or in the background.
+    async fn persist(&self, settlement: Settlement, background: bool) {
+        let job = tokio::task::spawn_blocking(self.settlement_job(settlement));
         if !background && let Err(error) = job.await {
             tracing::error!(%error, "a settlement task failed");
         }
@@ -822,7 +884,7 @@ impl Orchestrator {
 }
 
 /// A streamed completion. Yields the backend's chunks, then [`StreamEvent::Done`] once the cost
-/// is settled. Dropped early, it settles what was received (or releases, if nothing was).
+/// is settled. Dropped early, it settles what was received.
 pub struct CompletionStream {
     orchestrator: Orchestrator,
     agent: String,
@@ -832,6 +894,7 @@ pub struct CompletionStream {
     text_bytes: usize,
     usage: Option<TokenUsage>,
     finished: bool,
+    renewed: std::time::Instant,
 }
 
 impl fmt::Debug for CompletionStream {
@@ -844,23 +907,43 @@ impl fmt::Debug for CompletionStream {
     }
 }
 
+/// How often a long stream renews its reservation's lease.
+const RENEW_EVERY: Duration = Duration::from_secs(60);
+
 impl CompletionStream {
     /// The backend that is answering.
     pub fn backend(&self) -> BackendProvider {
         self.provider
     }
 
+    /// Keeps the reservation counted while a long stream runs.
+    fn renew(&mut self) {
+        if self.renewed.elapsed() < RENEW_EVERY {
+            return;
+        }
+        self.renewed = std::time::Instant::now();
+        if let Some(id) = self.admitted.as_ref().and_then(|a| a.guard.id)
+            && let Err(error) = self.orchestrator.inner.tracker.renew(id)
+        {
+            tracing::warn!(%error, "could not renew a stream's reservation");
+        }
+    }
+
     /// Settles what the stream has so far: the reported usage, or else an estimate (the prompt's
     /// estimated tokens, and one token per four bytes of text received). Once a backend has
     /// started answering, the prompt was processed: spent tokens are never recorded as zero.
     /// Returns the usage, cost and whether it is estimated.
-    fn settle(&mut self, outcome: &str, error: Option<String>) -> Option<(TokenUsage, u64, bool)> {
+    fn settle(
+        &mut self,
+        outcome: &'static str,
+        error: Option<String>,
+    ) -> Option<(TokenUsage, u64, bool)> {
         let mut admitted = self.admitted.take()?;
         let (usage, estimated) = match self.usage {
             Some(usage) => (usage, false),
             None => (
                 TokenUsage::new(
-                    admitted.input_tokens,
+                    admitted.estimate.input_tokens,
                     u64::try_from(self.text_bytes)
                         .unwrap_or(u64::MAX)
                         .div_ceil(4),
@@ -869,28 +952,11 @@ impl CompletionStream {
             ),
         };
         let cost = self.orchestrator.price(self.provider, usage);
-        let id = admitted.guard.take();
-        let write = self.orchestrator.settle_and_audit(
-            &self.agent,
-            id,
-            self.provider,
-            usage,
-            cost,
-            estimated,
-            outcome,
-            &admitted,
-            error,
-        );
-        let pending = Arc::clone(&self.orchestrator.inner.pending);
-        pending.start();
-        let run = move || {
-            write();
-            pending.finish();
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => drop(handle.spawn_blocking(run)),
-            Err(_) => run(),
-        }
+        let settlement =
+            admitted
+                .guard
+                .settlement(self.provider, usage, cost, estimated, outcome, error);
+        self.orchestrator.spawn(settlement);
         Some((usage, cost, estimated))
     }
 }
@@ -909,6 +975,7 @@ impl Stream for CompletionStream {
                 if chunk.usage.is_some() {
                     self.usage = chunk.usage;
                 }
+                self.renew();
                 Poll::Ready(Some(Ok(StreamEvent::Chunk(chunk))))
             }
             Poll::Ready(Some(Err(error))) => {

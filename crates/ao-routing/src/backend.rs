@@ -106,10 +106,14 @@ impl BackendConfig {
     ///
     /// `calculate_cost(10_000, 5_000)` at codex prices is `30 + 75 = 105` sats, as the spec says;
     /// 333 tokens at 3 sats per 1,000 cost 1 sat, not 0, so a million small calls are never free.
-    /// Saturates at the cost of `u64::MAX` millisats, which every budget refuses.
+    /// A cost too large for `u64` millisats saturates at `u64::MAX` sats, which every budget
+    /// refuses.
     pub fn calculate_cost(&self, input_tokens: u64, output_tokens: u64) -> u64 {
-        self.cost_of_msats(TokenUsage::new(input_tokens, output_tokens))
-            .to_sats_ceil()
+        let msats = self.cost_of_msats(TokenUsage::new(input_tokens, output_tokens));
+        if msats == ao_types::Msats::MAX {
+            return u64::MAX;
+        }
+        msats.to_sats_ceil()
     }
 
     /// The exact cost of `usage`, in [`Msats`].

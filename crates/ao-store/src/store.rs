@@ -253,18 +253,46 @@ fn writer_loop(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn WriteJob>>, 
         };
         let mut outcomes: Vec<Result<(), StoreError>> = Vec::with_capacity(batch.len());
         for job in &mut batch {
+            // A failed statement can make SQLite roll the whole transaction back (a full disk,
+            // an I/O error). Then nothing more may run in it: a savepoint outside a transaction
+            // would commit on its own.
+            if tx.is_autocommit() {
+                outcomes.push(Err(StoreError::Corrupt(
+                    "the write transaction was rolled back by an earlier failure in its batch"
+                        .into(),
+                )));
+                continue;
+            }
             let outcome = match tx.savepoint() {
-                Ok(mut sp) => match job.run(&sp) {
-                    Ok(()) => sp.commit().map_err(StoreError::from),
-                    Err(e) => {
-                        // Dropping the savepoint rolls back this job's changes alone.
-                        let _ = sp.rollback();
-                        Err(e)
+                Ok(mut sp) => {
+                    let ran =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&sp)))
+                            .unwrap_or_else(|_| {
+                                Err(StoreError::Corrupt(
+                                    "a write panicked; it was rolled back".into(),
+                                ))
+                            });
+                    match ran {
+                        Ok(()) => sp.commit().map_err(StoreError::from),
+                        Err(e) => {
+                            // Dropping the savepoint rolls back this job's changes alone.
+                            let _ = sp.rollback();
+                            Err(e)
+                        }
                     }
-                },
+                }
                 Err(e) => Err(StoreError::from(e)),
             };
             outcomes.push(outcome);
+        }
+        if tx.is_autocommit() {
+            // SQLite already rolled everything back: no job of this batch happened.
+            for (job, outcome) in batch.into_iter().zip(outcomes) {
+                job.finish(outcome.and(Err(StoreError::Corrupt(
+                    "the write transaction was rolled back; nothing in it was written".into(),
+                ))));
+            }
+            continue;
         }
         match tx.commit() {
             Ok(()) => {

@@ -39,3 +39,14 @@ fn a_failing_write_rolls_back_alone() {
         .unwrap();
     assert_eq!(n, 42);
 }
+
+#[test]
+fn a_panicking_write_fails_alone_and_the_writer_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("ao.db")).unwrap();
+    let err = store
+        .write(|_| -> Result<(), StoreError> { panic!("a bug in a write job") })
+        .unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert_eq!(store.write(|_| Ok(7)).unwrap(), 7);
+}

@@ -448,3 +448,36 @@ fn coordinator_is_send_and_sync() {
     check::<SolverAgentCoordinator>();
     check::<ApprovalError>();
 }
+
+#[test]
+fn the_agents_own_key_never_approves_for_it() {
+    let agent = Keys::generate();
+    let identity = AgentIdentity::new(agent.public_key().to_hex(), "Agent", "m")
+        .with_autonomy(AutonomyLevel::Supervised)
+        .with_operator(agent.public_key().to_hex());
+    let c = SolverAgentCoordinator::new(identity.clone());
+    let id = c.request_approval("a", "d", 10);
+    let own = build_decision_event(
+        &agent,
+        &id,
+        true,
+        None,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!(matches!(
+        c.approve_signed(&own),
+        Err(ApprovalError::UnauthorizedSigner { .. })
+    ));
+    assert!(matches!(
+        c.approve(&id),
+        Err(ApprovalError::SignatureRequired { .. })
+    ));
+    let err = SolverAgentCoordinator::new(identity)
+        .with_guardians([agent.public_key().to_hex()], 1)
+        .unwrap_err();
+    assert!(err.to_string().contains("own key"), "{err}");
+}

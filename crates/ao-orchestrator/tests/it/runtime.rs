@@ -350,3 +350,106 @@ async fn a_tool_call_runs_through_the_hooks() {
     );
     assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_allows_one_call_even_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let text = config_text(dir.path(), &openai, &codex, 0);
+    let id = {
+        let (o, _store) = orchestrator(&text);
+        let Err(OrchestratorError::NeedsApproval { request_id }) =
+            o.complete("sisyphus", hello(100)).await
+        else {
+            panic!("expected a pending approval")
+        };
+        o.agent("sisyphus")
+            .unwrap()
+            .coordinator
+            .approve(&request_id)
+            .unwrap();
+        let with = CallOptions {
+            approval_id: Some(request_id.clone()),
+            ..CallOptions::default()
+        };
+        o.complete_with("sisyphus", hello(100), with).await.unwrap();
+        request_id
+    };
+    let (o, _store) = orchestrator(&text);
+    let with = CallOptions {
+        approval_id: Some(id),
+        ..CallOptions::default()
+    };
+    let err = o
+        .complete_with("sisyphus", hello(100), with)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("was already used"), "{err}");
+    assert_eq!(codex.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_mid_call_is_charged_the_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    openai.set_default(Behavior::Hang(Duration::from_millis(800)));
+    let (o, store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let call = {
+        let o = o.clone();
+        tokio::spawn(async move { o.complete("oracle", hello(100)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(openai.requests(), 1, "the request reached the backend");
+    call.abort();
+    let _ = call.await;
+    o.drain().await;
+    assert_eq!(o.tracker().outstanding_reservations("oracle").unwrap(), 0);
+    let rows = store.load_agent_range("oracle", 0, u64::MAX).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].cost_sats >= 2,
+        "charged the estimate: {:?}",
+        rows[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_sent_cannot_ask_for_more_than_was_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    // No limit: the orchestrator assumes (and sends) 1,024 output tokens.
+    o.complete(
+        "oracle",
+        ChatRequest::new(vec![ChatMessage::new("user", "hi")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(openai.last_request().unwrap()["max_tokens"], 1_024);
+    // Twenty choices of 4,000 tokens at 15 sats per 1,000 are 1,200 sats: over `poor`'s 10.
+    let mut many = hello(100);
+    many.extra.insert("n".into(), serde_json::json!(20));
+    let budget = o.complete("poor", many).await.unwrap_err();
+    assert!(matches!(budget, OrchestratorError::Budget(_)), "{budget}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_that_pays_directly_is_charged_what_it_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (openai, codex) = servers().await;
+    let (o, _store) = orchestrator(&config_text(dir.path(), &openai, &codex, 0));
+    let call = ToolCall::new(
+        AgentName::new("oracle").unwrap(),
+        "buy_dataset",
+        serde_json::json!({}),
+    )
+    .with_cost_estimate(500);
+    let output = o
+        .run_tool(call, |_| async {
+            ToolOutput::new("bought").with_spent_sats(420)
+        })
+        .await
+        .unwrap();
+    assert_eq!(output.cost_sats, Some(420));
+    assert_eq!(o.tracker().daily_total("oracle"), 420);
+}
