@@ -366,6 +366,7 @@ impl SolverAgentCoordinator {
     /// stored with the request (and audited) before this returns, so the approval cannot allow a
     /// second call, not even after a restart.
     pub fn consume(&self, id: &str, action: &str, cost_sats: u64) -> Result<(), ApprovalError> {
+        self.adopt_stored_decision(id)?;
         self.mutate(id, |record, now| {
             let audit = record.consume(action, cost_sats, now)?;
             Ok(((), audit))
@@ -453,6 +454,28 @@ impl SolverAgentCoordinator {
         entry.record = next;
         entry.watch.send_replace(status);
         Ok(value)
+    }
+
+    /// Takes up a decision made on the stored request by another process (the `ao approvals` CLI
+    /// on the same database) while this one still holds it as undecided. The store is written
+    /// before memory everywhere, so a stored decision is never older than the one in memory.
+    fn adopt_stored_decision(&self, id: &str) -> Result<(), ApprovalError> {
+        let mut state = self.lock()?;
+        let Some(entry) = state.entries.get_mut(id) else {
+            return Ok(());
+        };
+        if entry.record.decision.is_some() {
+            return Ok(());
+        }
+        if let Some(stored) = self.store.load(id)?
+            && stored.decision.is_some()
+            && stored.request == entry.record.request
+        {
+            let now = self.clock.now()?;
+            entry.watch.send_replace(stored.status_at(now));
+            entry.record = stored;
+        }
+        Ok(())
     }
 
     /// Stores the expiry of a request that is past it, and wakes its waiters.

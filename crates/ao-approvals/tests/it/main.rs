@@ -481,3 +481,27 @@ fn the_agents_own_key_never_approves_for_it() {
         .unwrap_err();
     assert!(err.to_string().contains("own key"), "{err}");
 }
+
+#[test]
+fn a_decision_made_by_another_process_on_the_store_is_taken_up() {
+    let store = MemoryApprovalStore::new();
+    let c = SolverAgentCoordinator::new(identity(None))
+        .with_store(store.clone())
+        .unwrap();
+    let id = c.request_approval("purchase_skill", "buy", 5_000);
+    // What `ao approvals approve` does, on the same database, from another process.
+    let mut record = store.load(&id).unwrap().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let audit = record
+        .decide_unsigned(true, "cli operator", None, now)
+        .unwrap();
+    store.save(&record, audit).unwrap();
+    c.consume(&id, "purchase_skill", 5_000).unwrap();
+    assert!(matches!(
+        c.consume(&id, "purchase_skill", 5_000),
+        Err(ApprovalError::AlreadyUsed { .. })
+    ));
+}
