@@ -42,6 +42,21 @@ struct Agents {
     slots: Vec<Arc<Mutex<AgentState>>>,
 }
 
+/// A settled record that counts in memory but is not yet in the ledger; see
+/// [`CostTracker::settle_counted`]. Dropping it loses the record at the next restart.
+#[derive(Debug)]
+#[must_use = "the record is not durable until it is passed to CostTracker::write"]
+pub struct Unwritten {
+    record: CostRecord,
+}
+
+impl Unwritten {
+    /// The record.
+    pub fn record(&self) -> &CostRecord {
+        &self.record
+    }
+}
+
 /// Tracks what each agent spends and enforces its budgets.
 ///
 /// Used through `&self` from any number of threads (`Send + Sync`). Each agent's state has its own
@@ -345,30 +360,47 @@ impl CostTracker {
     /// an id this tracker never issued, is an error; so is a record of another agent. With a
     /// ledger, `Ok` means the record is durable.
     pub fn settle(&self, id: ReservationId, record: CostRecord) -> Result<(), BudgetError> {
+        let unwritten = self.settle_counted(id, record)?;
+        self.write(unwritten)
+    }
+
+    /// The first half of [`settle`](CostTracker::settle): the record counts in every total when
+    /// this returns, but is not yet in the ledger. Pass the result to
+    /// [`write`](CostTracker::write), on any thread, to make it durable: a server can answer its
+    /// client between the two.
+    pub fn settle_counted(
+        &self,
+        id: ReservationId,
+        record: CostRecord,
+    ) -> Result<Unwritten, BudgetError> {
         let name = record.validate()?;
         let now = self.clock.now()?;
         let slot = self.reservation_slot(id)?;
-        {
-            let mut state = lock(&slot)?;
-            // Checked before the reservation is taken, so a mismatched record changes nothing.
-            if state.name != name {
-                return Err(BudgetError::ReservationAgentMismatch {
-                    id,
-                    reserved_for: state.name.to_string(),
-                    record_agent: name.into_string(),
-                });
-            }
-            state.maintain(now, self.horizon_secs);
-            let before = self.percentages(&mut state, None, now)?;
-            match state.take_reservation(id.seq) {
-                Taken::Active | Taken::Expired => {}
-                Taken::Finished => return Err(BudgetError::ReservationFinished { id }),
-                Taken::Unknown => return Err(BudgetError::UnknownReservation { id }),
-            }
-            state.apply(&record);
-            self.warn_on_crossing(&mut state, before, None, now)?;
+        let mut state = lock(&slot)?;
+        // Checked before the reservation is taken, so a mismatched record changes nothing.
+        if state.name != name {
+            return Err(BudgetError::ReservationAgentMismatch {
+                id,
+                reserved_for: state.name.to_string(),
+                record_agent: name.into_string(),
+            });
         }
-        self.persist(record)
+        state.maintain(now, self.horizon_secs);
+        let before = self.percentages(&mut state, None, now)?;
+        match state.take_reservation(id.seq) {
+            Taken::Active | Taken::Expired => {}
+            Taken::Finished => return Err(BudgetError::ReservationFinished { id }),
+            Taken::Unknown => return Err(BudgetError::UnknownReservation { id }),
+        }
+        state.apply(&record);
+        self.warn_on_crossing(&mut state, before, None, now)?;
+        Ok(Unwritten { record })
+    }
+
+    /// The second half of [`settle`](CostTracker::settle): writes a counted record to the ledger.
+    /// `Ok` means it is durable.
+    pub fn write(&self, unwritten: Unwritten) -> Result<(), BudgetError> {
+        self.persist(unwritten.record)
     }
 
     /// Extends reservation `id`'s lease by a full lease from now, for a call that is still running

@@ -93,15 +93,15 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
     );
 
     step(3, "Backend");
-    let _sim;
+    let mut sim = None;
     let (endpoint, model, label) = match &args.backend_url {
         Some(url) => (url.clone(), args.model.clone(), "a real backend you named"),
         None => {
-            let sim = SimServer::start(Behavior::reply())
+            let server = SimServer::start(Behavior::reply())
                 .await
                 .map_err(demo_error)?;
-            let url = sim.url();
-            _sim = sim;
+            let url = server.url();
+            sim = Some(server);
             (
                 url,
                 "demo-model".to_owned(),
@@ -209,6 +209,11 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
             .session_total("researcher", agent_orchestrator::types::utc_day_start(now)),
     );
     println!("   the 60-sat session budget has {remaining} sats left");
+    // A real model takes a while to answer; the simulator answers in a millisecond. Slow it
+    // down so the ten calls really are in flight together, as they would be with a real model.
+    if let Some(sim) = &sim {
+        sim.set_default(Behavior::Hang(std::time::Duration::from_millis(300)));
+    }
     let burst =
         (0..10).map(|_| orchestrator.complete("researcher", ask("One more fact, please.", 3_000)));
     let results = futures_util::future::join_all(burst).await;

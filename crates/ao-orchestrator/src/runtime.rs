@@ -819,27 +819,36 @@ impl Orchestrator {
         self.persist(settlement, background).await;
     }
 
-    /// The settlement and audit entry of a call, as one blocking job.
+    /// Counts a settlement in the budget now (in memory), and returns the blocking job that makes
+    /// it durable and audits it.
     fn settlement_job(&self, s: Settlement) -> impl FnOnce() + Send + 'static {
         let tracker = Arc::clone(&self.inner.tracker);
         let audit = Arc::clone(&self.inner.audit);
-        let clock = Arc::clone(&self.inner.clock);
         let pending = Arc::clone(&self.inner.pending);
+        let now = self.inner.clock.now().unwrap_or(0);
+        let counted = s.reservation.map(|id| {
+            let record = CostRecord {
+                agent_name: s.agent.clone(),
+                backend: s.provider,
+                input_tokens: s.usage.input_tokens.min(MAX_STORED_AMOUNT / 2),
+                output_tokens: s.usage.output_tokens.min(MAX_STORED_AMOUNT / 2),
+                cost_sats: s.cost_sats.min(MAX_STORED_AMOUNT),
+                timestamp: now,
+            };
+            tracker.settle_counted(id, record)
+        });
         pending.start();
         move || {
-            let now = clock.now().unwrap_or(0);
-            if let Some(id) = s.reservation {
-                let record = CostRecord {
-                    agent_name: s.agent.clone(),
-                    backend: s.provider,
-                    input_tokens: s.usage.input_tokens.min(MAX_STORED_AMOUNT / 2),
-                    output_tokens: s.usage.output_tokens.min(MAX_STORED_AMOUNT / 2),
-                    cost_sats: s.cost_sats.min(MAX_STORED_AMOUNT),
-                    timestamp: now,
-                };
-                if let Err(error) = tracker.settle(id, record) {
-                    tracing::error!(agent = s.agent, %error, "cost not settled durably");
+            match counted {
+                Some(Ok(unwritten)) => {
+                    if let Err(error) = tracker.write(unwritten) {
+                        tracing::error!(agent = s.agent, %error, "cost not written durably");
+                    }
                 }
+                Some(Err(error)) => {
+                    tracing::error!(agent = s.agent, %error, "cost not settled");
+                }
+                None => {}
             }
             let detail = CompletionAudit {
                 backend: Some(s.provider.as_str()),
