@@ -55,6 +55,17 @@ fn denied(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// 503: the store or the audit log cannot be used right now.
+fn unavailable(code: &str, error: &dyn std::fmt::Display) -> Response {
+    api_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "api_error",
+        code,
+        &error.to_string(),
+        Value::Null,
+    )
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -280,13 +291,7 @@ async fn audit(
                 .collect();
             Json(json!({ "entries": entries })).into_response()
         }
-        Err(e) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "audit_unavailable",
-            &e.to_string(),
-            Value::Null,
-        ),
+        Err(e) => unavailable("audit_unavailable", &e),
     }
 }
 
@@ -302,13 +307,7 @@ async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             Json(json!({"intact": false, "broken_at": broken.seq, "reason": broken.reason})),
         )
             .into_response(),
-        Err(e) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "audit_unavailable",
-            &e.to_string(),
-            Value::Null,
-        ),
+        Err(e) => unavailable("audit_unavailable", &e),
     }
 }
 
@@ -327,13 +326,7 @@ async fn keys(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respons
             let list: Vec<Value> = rows.into_iter().map(|k| json!({"id": k.id, "agent": k.agent, "created_at": k.created_at, "revoked_at": k.revoked_at})).collect();
             Json(json!({ "keys": list })).into_response()
         }
-        Err(e) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "store_unavailable",
-            &e.to_string(),
-            Value::Null,
-        ),
+        Err(e) => unavailable("store_unavailable", &e),
     }
 }
 
@@ -375,13 +368,7 @@ async fn create_key(
         revoked_at: None,
     };
     if let Err(e) = state.store.add_api_key(&row) {
-        return api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "store_unavailable",
-            &e.to_string(),
-            Value::Null,
-        );
+        return unavailable("store_unavailable", &e);
     }
     state.keys.insert(&row.sha256, &row.agent);
     (StatusCode::CREATED, Json(json!({"id": id, "agent": request.agent, "key": key, "note": "the key is shown once; only its hash is kept"}))).into_response()
@@ -398,13 +385,7 @@ async fn revoke_key(
     let rows = match state.store.api_keys() {
         Ok(rows) => rows,
         Err(e) => {
-            return api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "api_error",
-                "store_unavailable",
-                &e.to_string(),
-                Value::Null,
-            );
+            return unavailable("store_unavailable", &e);
         }
     };
     let Some(row) = rows.into_iter().find(|k| k.id == id) else {
@@ -421,12 +402,6 @@ async fn revoke_key(
             state.keys.remove(&row.sha256);
             Json(json!({"id": id, "revoked": true})).into_response()
         }
-        Err(e) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "api_error",
-            "store_unavailable",
-            &e.to_string(),
-            Value::Null,
-        ),
+        Err(e) => unavailable("store_unavailable", &e),
     }
 }
