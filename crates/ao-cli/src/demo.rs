@@ -174,10 +174,9 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
         }
     };
     println!("   approval request {request_id} filed; nothing was sent to the backend");
-    let coordinator = &orchestrator
-        .agent("researcher")
-        .ok_or_else(|| demo_error("the agent is configured above"))?
-        .coordinator;
+    let coordinator = orchestrator
+        .coordinator("researcher")
+        .ok_or_else(|| demo_error("the agent is configured above"))?;
     match coordinator.approve(&request_id) {
         Err(e) => println!("   the agent tries to approve itself: refused ({e})"),
         Ok(()) => return Err(demo_error("an unsigned approval was accepted")),

@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use ao_approvals::{ApprovalError, SolverAgentCoordinator, parse_decision_event};
 use ao_audit::AuditLog;
+use ao_budget::BudgetStatus;
 use ao_store::ApiKeyRow;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -15,10 +17,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::{KeyRing, hash_key, new_api_key};
+use crate::auth::{hash_key, new_api_key, require_admin};
 use crate::errors::api_error;
 
-pub(crate) fn router() -> Router<Arc<AppState>> {
+/// The admin routes, behind [`require_admin`]: a request without the admin token is answered
+/// before its body is read, and a body is at most [`MAX_ADMIN_BODY`].
+pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/agents", get(agents))
         .route("/approvals", get(approvals))
@@ -29,30 +33,19 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/audit/verify", get(verify))
         .route("/keys", get(keys).post(create_key))
         .route("/keys/{id}", delete(revoke_key))
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(state),
+            require_admin,
+        ))
 }
 
-/// Why the admin may not come in, as the response to give; `None` lets them in. Without a
-/// configured admin token, `/admin` does not exist.
-fn denied(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let Some(expected) = &state.options.admin_token_sha256 else {
-        return Some(api_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            "the admin API is off: set server.admin_token_sha256",
-            Value::Null,
-        ));
-    };
-    match KeyRing::bearer(headers) {
-        Some(token) if hash_key(token).eq_ignore_ascii_case(expected) => None,
-        _ => Some(api_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_admin_token",
-            "the admin API needs `Authorization: Bearer <admin token>`",
-            Value::Null,
-        )),
-    }
+/// The largest body an `/admin` route reads: decisions, signed events and key requests are small.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// 503: the clock cannot be read, so nothing can be dated.
+fn clock_unavailable(error: &ao_types::ClockError) -> Response {
+    unavailable("clock_unavailable", error)
 }
 
 /// 503: the store or the audit log cannot be used right now.
@@ -64,12 +57,6 @@ fn unavailable(code: &str, error: &dyn std::fmt::Display) -> Response {
         &error.to_string(),
         Value::Null,
     )
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn approval_error(error: &ApprovalError) -> Response {
@@ -102,15 +89,16 @@ fn coordinator_of<'a>(state: &'a AppState, id: &str) -> Option<&'a Arc<SolverAge
     state
         .orchestrator
         .agent_names()
-        .filter_map(|name| state.orchestrator.agent(name))
-        .map(|a| &a.coordinator)
+        .filter_map(|name| state.orchestrator.coordinator(name))
         .find(|c| c.record(id).is_some())
 }
 
-async fn agents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+/// Each agent's budgets and spend, in a stable shape (see [`budget_status`]).
+async fn agents(State(state): State<Arc<AppState>>) -> Response {
+    let now = match state.orchestrator.clock().now() {
+        Ok(now) => now,
+        Err(e) => return clock_unavailable(&e),
+    };
     let tracker = state.orchestrator.tracker();
     let mut names: Vec<&str> = state.orchestrator.agent_names().collect();
     names.sort_unstable();
@@ -118,32 +106,52 @@ async fn agents(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         .into_iter()
         .map(|name| {
             let budget = tracker.budget_for(name);
-            let autonomy = state.orchestrator.agent(name).map(|a| a.coordinator.identity().autonomy_level.as_str());
+            let autonomy = state
+                .orchestrator
+                .coordinator(name)
+                .map(|c| c.identity().autonomy_level.as_str());
+            let backend = state
+                .orchestrator
+                .router()
+                .get_backend(name)
+                .map(|b| b.provider.as_str());
+            let status = tracker.check_budget(name, ao_types::utc_day_start(now));
             json!({
                 "agent": name,
                 "autonomy": autonomy,
-                "backend": state.orchestrator.router().get_backend(name).map(|b| b.provider.as_str()),
+                "backend": backend,
                 "daily_limit_sats": budget.daily_limit_sats,
                 "session_limit_sats": budget.session_limit_sats,
                 "warn_threshold_pct": budget.warn_threshold_pct,
                 "spent_today_sats": tracker.daily_total(name),
                 "tokens_today": tracker.daily_tokens(name).ok(),
                 "outstanding_reservations": tracker.outstanding_reservations(name).ok(),
-                "budget_status": format!("{:?}", tracker.check_budget(name, ao_types::utc_day_start(now()))),
+                "budget_status": budget_status(status),
             })
         })
         .collect();
     Json(json!({ "agents": list })).into_response()
 }
 
-async fn approvals(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
+/// A budget status as JSON: `{"state": "ok" | "warning" | "session_exceeded" |
+/// "daily_exceeded"}`, with `session_pct` and `daily_pct` for a warning.
+fn budget_status(status: BudgetStatus) -> Value {
+    match status {
+        BudgetStatus::Ok => json!({"state": "ok"}),
+        BudgetStatus::Warning {
+            session_pct,
+            daily_pct,
+        } => json!({"state": "warning", "session_pct": session_pct, "daily_pct": daily_pct}),
+        BudgetStatus::SessionExceeded => json!({"state": "session_exceeded"}),
+        BudgetStatus::DailyExceeded => json!({"state": "daily_exceeded"}),
     }
+}
+
+async fn approvals(State(state): State<Arc<AppState>>) -> Response {
     let mut pending = Vec::new();
     for name in state.orchestrator.agent_names() {
-        if let Some(agent) = state.orchestrator.agent(name) {
-            let list = match agent.coordinator.try_list_pending() {
+        if let Some(coordinator) = state.orchestrator.coordinator(name) {
+            let list = match coordinator.try_list_pending() {
                 Ok(list) => list,
                 Err(e) => return approval_error(&e),
             };
@@ -169,16 +177,7 @@ struct DecisionBody {
     decided_by: Option<String>,
 }
 
-async fn decide(
-    state: Arc<AppState>,
-    headers: HeaderMap,
-    id: String,
-    body: Bytes,
-    approve: bool,
-) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+async fn decide(state: Arc<AppState>, id: String, body: Bytes, approve: bool) -> Response {
     let decision: DecisionBody = if body.is_empty() {
         DecisionBody::default()
     } else {
@@ -210,27 +209,22 @@ async fn decide(
 
 async fn approve(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(state, headers, id, body, true).await
+    decide(state, id, body, true).await
 }
 
 async fn reject(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(state, headers, id, body, false).await
+    decide(state, id, body, false).await
 }
 
 /// A signed NIP-SA decision event (kind 39213), which names its request.
-async fn signed(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+async fn signed(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let event: nostr::Event = match std::str::from_utf8(&body)
         .ok()
         .and_then(|text| nostr::JsonUtil::from_json(text).ok())
@@ -275,14 +269,7 @@ fn hundred() -> usize {
     100
 }
 
-async fn audit(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Query(page): Query<Page>,
-) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+async fn audit(State(state): State<Arc<AppState>>, Query(page): Query<Page>) -> Response {
     match state.store.entries(page.from, page.limit.min(10_000)) {
         Ok(entries) => {
             let entries: Vec<Value> = entries
@@ -295,10 +282,7 @@ async fn audit(
     }
 }
 
-async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+async fn verify(State(state): State<Arc<AppState>>) -> Response {
     state.orchestrator.drain().await;
     match state.store.verify() {
         Ok(Ok(n)) => Json(json!({"intact": true, "entries": n})).into_response(),
@@ -317,10 +301,7 @@ struct NewKey {
     agent: String,
 }
 
-async fn keys(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+async fn keys(State(state): State<Arc<AppState>>) -> Response {
     match state.store.api_keys() {
         Ok(rows) => {
             let list: Vec<Value> = rows.into_iter().map(|k| json!({"id": k.id, "agent": k.agent, "created_at": k.created_at, "revoked_at": k.revoked_at})).collect();
@@ -330,14 +311,7 @@ async fn keys(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respons
     }
 }
 
-async fn create_key(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+async fn create_key(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let request: NewKey = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -350,7 +324,7 @@ async fn create_key(
             );
         }
     };
-    if state.orchestrator.agent(&request.agent).is_none() {
+    if state.orchestrator.coordinator(&request.agent).is_none() {
         return api_error(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
@@ -359,12 +333,16 @@ async fn create_key(
             Value::Null,
         );
     }
+    let now = match state.orchestrator.clock().now() {
+        Ok(now) => now,
+        Err(e) => return clock_unavailable(&e),
+    };
     let (key, id) = new_api_key();
     let row = ApiKeyRow {
         id: id.clone(),
         agent: request.agent.clone(),
         sha256: hash_key(&key),
-        created_at: now(),
+        created_at: now,
         revoked_at: None,
     };
     if let Err(e) = state.store.add_api_key(&row) {
@@ -374,14 +352,7 @@ async fn create_key(
     (StatusCode::CREATED, Json(json!({"id": id, "agent": request.agent, "key": key, "note": "the key is shown once; only its hash is kept"}))).into_response()
 }
 
-async fn revoke_key(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = denied(&state, &headers) {
-        return r;
-    }
+async fn revoke_key(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let rows = match state.store.api_keys() {
         Ok(rows) => rows,
         Err(e) => {
@@ -397,7 +368,11 @@ async fn revoke_key(
             Value::Null,
         );
     };
-    match state.store.revoke_api_key(&id, now()) {
+    let now = match state.orchestrator.clock().now() {
+        Ok(now) => now,
+        Err(e) => return clock_unavailable(&e),
+    };
+    match state.store.revoke_api_key(&id, now) {
         Ok(_) => {
             state.keys.remove(&row.sha256);
             Json(json!({"id": id, "revoked": true})).into_response()

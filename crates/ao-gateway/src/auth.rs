@@ -1,11 +1,21 @@
-//! Bearer keys: an agent's key is stored as its SHA-256 only; the hash decides the agent.
+//! Who is calling. Bearer keys: an agent's key is stored as its SHA-256 only; the hash decides
+//! the agent ([`AuthenticatedAgent`], the `/v1` extractor). The admin token guards `/admin`
+//! ([`require_admin`], a route layer that answers before any body is read).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use rand::RngCore;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::errors::api_error;
 
 /// The SHA-256 of `key`, as 64 lowercase hex characters.
 pub fn hash_key(key: &str) -> String {
@@ -113,4 +123,72 @@ impl KeyRing {
         self.replace_all(keys);
         Ok(())
     }
+}
+
+/// The agent a `/v1` request comes from, decided by the hash of its bearer key. As an extractor
+/// it runs before the body is read, and answers 401 for a missing, unknown or revoked key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AuthenticatedAgent(pub(crate) String);
+
+impl FromRequestParts<Arc<AppState>> for AuthenticatedAgent {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(key) = KeyRing::bearer(&parts.headers) else {
+            return Err(unauthorized(
+                "invalid_api_key",
+                "no API key: send `Authorization: Bearer <key>`",
+            ));
+        };
+        state.keys.agent_for(key).map(Self).ok_or_else(|| {
+            unauthorized(
+                "invalid_api_key",
+                "this API key is not valid or was revoked",
+            )
+        })
+    }
+}
+
+/// The `/admin` layer: lets a request with the admin token through to its handler, and answers
+/// anything else itself, before the body is read. Without a configured admin token, `/admin`
+/// does not exist (404).
+pub(crate) async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = &state.options.admin_token_sha256 else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            "the admin API is off: set server.admin_token_sha256",
+            Value::Null,
+        );
+    };
+    match KeyRing::bearer(request.headers()) {
+        Some(token) if hash_key(token).eq_ignore_ascii_case(expected) => next.run(request).await,
+        _ => unauthorized(
+            "invalid_admin_token",
+            "the admin API needs `Authorization: Bearer <admin token>`",
+        ),
+    }
+}
+
+/// A 401 with `WWW-Authenticate: Bearer`.
+fn unauthorized(code: &str, message: &str) -> Response {
+    let mut response = api_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        code,
+        message,
+        Value::Null,
+    );
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }

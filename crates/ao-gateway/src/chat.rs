@@ -14,28 +14,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::auth::KeyRing;
+use crate::auth::AuthenticatedAgent;
 use crate::errors::{api_error, from_orchestrator, outcome};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn unauthorized(message: &str) -> Response {
-    let mut response = api_error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_request_error",
-        "invalid_api_key",
-        message,
-        Value::Null,
-    );
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
-}
 
 /// Whether a body error is the size limit (as opposed to a client that went away).
 fn is_length_limit(error: &axum::Error) -> bool {
@@ -59,13 +39,10 @@ fn bad_request(code: &str, message: &str) -> Response {
     )
 }
 
-pub(crate) async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let Some(key) = KeyRing::bearer(&headers) else {
-        return unauthorized("no API key: send `Authorization: Bearer <key>`");
-    };
-    if state.keys.agent_for(key).is_none() {
-        return unauthorized("this API key is not valid");
-    }
+pub(crate) async fn models(
+    State(state): State<Arc<AppState>>,
+    _agent: AuthenticatedAgent,
+) -> Response {
     let data: Vec<Value> = std::iter::once("auto")
         .chain(state.models.iter().map(String::as_str))
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "agent-orchestrator"}))
@@ -75,16 +52,11 @@ pub(crate) async fn models(State(state): State<Arc<AppState>>, headers: HeaderMa
 
 pub(crate) async fn completions(
     State(state): State<Arc<AppState>>,
+    AuthenticatedAgent(agent): AuthenticatedAgent,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let Some(key) = KeyRing::bearer(&headers) else {
-        return unauthorized("no API key: send `Authorization: Bearer <key>`");
-    };
-    let Some(agent) = state.keys.agent_for(key) else {
-        return unauthorized("this API key is not valid or was revoked");
-    };
     let limit = state.options.max_body_bytes;
     let bytes = match tokio::time::timeout(
         state.options.client_timeout,
@@ -175,7 +147,7 @@ pub(crate) async fn completions(
             state
                 .metrics
                 .request(&agent, outcome(&error), started.elapsed());
-            from_orchestrator(&error, now())
+            from_orchestrator(&error, state.orchestrator.clock().now().ok())
         }
     }
 }
@@ -197,7 +169,7 @@ async fn stream(
             state
                 .metrics
                 .request(&agent, outcome(&error), started.elapsed());
-            return from_orchestrator(&error, now());
+            return from_orchestrator(&error, state.orchestrator.clock().now().ok());
         }
     };
     let backend = stream.backend();

@@ -38,8 +38,9 @@ pub(crate) fn outcome(error: &OrchestratorError) -> &'static str {
     }
 }
 
-/// The response for an orchestrator error.
-pub(crate) fn from_orchestrator(error: &OrchestratorError, now: u64) -> Response {
+/// The response for an orchestrator error; `now` (when the clock could be read) dates the
+/// `Retry-After` of a budget refusal.
+pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> Response {
     let message = error.to_string();
     match error {
         OrchestratorError::UnknownAgent { .. } => api_error(
@@ -104,7 +105,7 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: u64) -> Response
     }
 }
 
-fn budget_error(error: &BudgetError, message: &str, now: u64) -> Response {
+fn budget_error(error: &BudgetError, message: &str, now: Option<u64>) -> Response {
     let (code, extra, resets_at) = match error {
         BudgetError::DailyExceeded {
             limit_sats,
@@ -156,7 +157,7 @@ fn budget_error(error: &BudgetError, message: &str, now: u64) -> Response {
         message,
         extra,
     );
-    if let Some(at) = resets_at
+    if let (Some(at), Some(now)) = (resets_at, now)
         && let Ok(value) = HeaderValue::from_str(&at.saturating_sub(now).to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, value);

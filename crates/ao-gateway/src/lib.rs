@@ -133,7 +133,7 @@ impl Gateway {
             .route("/v1/models", get(chat::models))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
-            .nest("/admin", admin::router())
+            .nest("/admin", admin::router(&self.state))
             // The handler reads the body itself, with its own limit and timeout.
             .layer(DefaultBodyLimit::disable())
             .with_state(Arc::clone(&self.state))

@@ -1,7 +1,10 @@
+use std::path::PathBuf;
+
 use ao_approvals::{ApprovalError, ApprovalStatus};
 use ao_budget::BudgetError;
-use ao_routing::RoutingError;
-use ao_routing::http::FallbackError;
+use ao_routing::http::{BackendError, FallbackError};
+use ao_routing::{BackendProvider, RoutingError};
+use ao_store::StoreError;
 use ao_types::ClockError;
 
 /// Why an orchestrated call did not complete.
@@ -57,9 +60,78 @@ pub enum OrchestratorError {
     /// The time could not be read.
     #[error(transparent)]
     Clock(#[from] ClockError),
-    /// Setting the orchestrator up failed.
-    #[error("cannot start the orchestrator: {0}")]
-    Setup(String),
+    /// Every backend the agent is routed to (its route, the default, the fallbacks) is disabled
+    /// or has no client.
+    #[error(
+        "agent `{agent}` is routed only to backends without a live client; enable one in the config"
+    )]
+    NoLiveBackend {
+        /// The agent.
+        agent: String,
+    },
+    /// A backend answered that has no price in the call's chain; the call was charged its
+    /// estimate.
+    #[error("backend `{provider}` answered but has no price in the agent's chain")]
+    Unpriced {
+        /// The backend.
+        provider: BackendProvider,
+    },
+}
+
+/// Why an orchestrator could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory `{}`", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error("cannot open the database")]
+    Database {
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+    /// A backend's client could not be built (its API key variable is unset, say).
+    #[error("cannot set up backend `{provider}`")]
+    Backend {
+        /// The backend.
+        provider: BackendProvider,
+        /// Why.
+        #[source]
+        source: BackendError,
+    },
+    /// An agent's guardians are not a valid set.
+    #[error("agents.{agent}: the guardians are not valid")]
+    Guardians {
+        /// The agent.
+        agent: String,
+        /// Why.
+        #[source]
+        source: ApprovalError,
+    },
+    /// An agent's approval requests could not be loaded from the database.
+    #[error("cannot load the approval requests of agent `{agent}`")]
+    Approvals {
+        /// The agent.
+        agent: String,
+        /// Why.
+        #[source]
+        source: ApprovalError,
+    },
+    /// Today's spend could not be loaded from the ledger.
+    #[error("cannot load spend from the ledger")]
+    Ledger {
+        /// Why.
+        #[source]
+        source: BudgetError,
+    },
 }
 
 impl From<BudgetError> for OrchestratorError {

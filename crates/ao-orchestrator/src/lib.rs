@@ -5,26 +5,35 @@
 //! it may fall back to, reserves it against the agent's budgets, asks for approval where the
 //! agent's autonomy requires it, calls the backends along the fallback chain, settles the real
 //! cost from the usage the answering backend reported (at that backend's prices), and writes the
-//! audit log. Every failure path releases or settles the reservation; a dropped call releases it.
-//! [`Orchestrator::run_tool`] gives tool calls the same discipline through the hooks.
+//! audit log. Every path out of a call settles or releases its reservation: a call dropped before
+//! its request left is released; one dropped while a backend was working is charged its
+//! estimate, since the backend may have been paid. [`Orchestrator::run_tool`] gives tool calls the
+//! same discipline through the hooks.
 //!
 //! [`Config`] reads the whole setup from a TOML file: backends with prices and endpoints, agent
 //! routes, budgets, autonomy and approval thresholds, and the database path.
 //!
-//! What it is **not** for: HTTP serving (that is `ao serve`, in the CLI) or new rules: every rule
+//! The modules follow a call: `assembly` (built from a config), `admission` (estimate, reserve,
+//! approve), `orchestrator` (the public API and the dispatch path every completion shares),
+//! `settlement` (how a reservation ends, and the background writes), `streaming`.
+//!
+//! What it is **not** for: HTTP serving (that is the `ao-gateway` crate) or new rules: every rule
 //! applied here lives in the crate that owns it.
 
 #![forbid(unsafe_code)]
 
+mod admission;
+mod assembly;
 mod config;
 mod error;
-mod runtime;
+mod orchestrator;
+mod settlement;
+mod streaming;
 
 pub use config::{
     AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, ServerSection,
 };
-pub use error::OrchestratorError;
-pub use runtime::{
-    AgentRuntime, CallOptions, Completion, CompletionStream, Orchestrator, OrchestratorParts,
-    StreamEvent,
-};
+pub use error::{OrchestratorError, SetupError};
+pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts};
+pub use settlement::Metered;
+pub use streaming::{CompletionStream, StreamEvent};

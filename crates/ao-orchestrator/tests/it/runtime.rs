@@ -5,7 +5,7 @@ use ao_approvals::ApprovalStatus;
 use ao_audit::AuditLog;
 use ao_budget::{BudgetError, Ledger};
 use ao_hooks::{ToolCall, ToolOutput};
-use ao_orchestrator::{CallOptions, OrchestratorError, StreamEvent};
+use ao_orchestrator::{CallOptions, Metered, OrchestratorError, StreamEvent};
 use ao_routing::BackendProvider;
 use ao_routing::http::{BackendError, ChatMessage, ChatRequest};
 use ao_sim::{Behavior, SimServer};
@@ -81,15 +81,14 @@ async fn a_stream_settles_the_usage_of_its_final_chunk() {
     while let Some(event) = stream.next().await {
         match event.unwrap() {
             StreamEvent::Chunk(c) => text.push_str(&c.delta),
-            StreamEvent::Done {
-                usage,
-                cost_sats,
-                estimated,
-            } => done = Some((usage, cost_sats, estimated)),
+            StreamEvent::Done { usage, cost_sats } => done = Some((usage, cost_sats)),
         }
     }
     assert_eq!(text, "from openai");
-    assert_eq!(done, Some((TokenUsage::new(1_000, 500), 13, false)));
+    assert_eq!(
+        done,
+        Some((Metered::Reported(TokenUsage::new(1_000, 500)), 13))
+    );
     drop(stream);
     o.drain().await;
     assert_eq!(o.tracker().daily_total("oracle"), 13);
@@ -238,7 +237,7 @@ async fn a_supervised_agent_waits_for_approval() {
     };
     assert_eq!(codex.requests(), 0);
     assert_eq!(o.tracker().outstanding_reservations("sisyphus").unwrap(), 0);
-    let coordinator = &o.agent("sisyphus").unwrap().coordinator;
+    let coordinator = o.coordinator("sisyphus").unwrap();
     let with = |id: &str| CallOptions {
         approval_id: Some(id.to_owned()),
         ..CallOptions::default()
@@ -275,7 +274,7 @@ async fn a_supervised_agent_waits_for_approval() {
         let o = o.clone();
         tokio::spawn(async move { o.complete("sisyphus", hello(100)).await })
     };
-    let coordinator = Arc::clone(&o.agent("sisyphus").unwrap().coordinator);
+    let coordinator = Arc::clone(o.coordinator("sisyphus").unwrap());
     let id = loop {
         if let Some(p) = coordinator.list_pending().first() {
             break p.request_id.clone();
@@ -363,9 +362,8 @@ async fn an_approval_allows_one_call_even_across_a_restart() {
         else {
             panic!("expected a pending approval")
         };
-        o.agent("sisyphus")
+        o.coordinator("sisyphus")
             .unwrap()
-            .coordinator
             .approve(&request_id)
             .unwrap();
         let with = CallOptions {

@@ -1,0 +1,209 @@
+//! Assembly: an [`Orchestrator`] built from a [`Config`], one builder per part. The database
+//! first (the ledger and the approvals live in it), then budgets, backends, agents, and the
+//! reservation lease that covers the slowest call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ao_approvals::SolverAgentCoordinator;
+use ao_budget::CostTracker;
+use ao_identity::AgentIdentity;
+use ao_routing::http::{BackendPool, ClientOptions, OpenAiBackend};
+use ao_routing::{BackendConfig, MultiBackendRouter};
+use ao_store::SqliteStore;
+
+use crate::config::{AgentEntry, BackendEntry, Config};
+use crate::error::SetupError;
+use crate::orchestrator::{Orchestrator, OrchestratorParts};
+
+/// The output tokens assumed for a request that sets no limit.
+const DEFAULT_MAX_TOKENS: u64 = 1_024;
+
+impl Orchestrator {
+    /// An orchestrator as `config` describes it: the SQLite database under the data directory
+    /// (created if missing), the ledger and approvals in it, one HTTP client per enabled backend
+    /// (a backend whose API key variable is unset is an error now, not at the first call).
+    pub fn from_config(config: &Config) -> Result<(Self, SqliteStore), SetupError> {
+        let store = open_store(config.database_path())?;
+        let (router, pool) = backends(config)?;
+        let router = routes(router, config);
+        let coordinators = config
+            .agents
+            .iter()
+            .map(|(name, agent)| coordinator(name, agent, &router, config, &store))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tracker = budgets(config)
+            .with_reservation_lease(reservation_lease(config))
+            .with_ledger(store.clone())
+            .map_err(|source| SetupError::Ledger { source })?;
+        let clock = Arc::clone(tracker.clock());
+        let orchestrator = Self::new(OrchestratorParts {
+            router: Arc::new(router),
+            pool: Arc::new(pool),
+            tracker: Arc::new(tracker),
+            agents: coordinators,
+            audit: Arc::new(store.clone()),
+            approval_wait: Duration::from_secs(config.approvals.wait_secs),
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            clock,
+            hooks: None,
+        });
+        Ok((orchestrator, store))
+    }
+}
+
+/// The database at `path`, its directory created if missing.
+fn open_store(path: PathBuf) -> Result<SqliteStore, SetupError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| SetupError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    SqliteStore::open(&path).map_err(|source| SetupError::Database { source })
+}
+
+/// The default budget and each agent's own, with their daily token caps.
+fn budgets(config: &Config) -> CostTracker {
+    let mut tracker = CostTracker::new();
+    if let Some(budget) = &config.default_budget {
+        tracker = tracker.with_default_budget(budget.budget());
+        if let Some(cap) = budget.daily_token_cap {
+            tracker = tracker.with_default_daily_token_cap(cap);
+        }
+    }
+    for (name, agent) in &config.agents {
+        if let Some(budget) = &agent.budget {
+            tracker = tracker.with_budget(name.clone(), budget.budget());
+            if let Some(cap) = budget.daily_token_cap {
+                tracker = tracker.with_daily_token_cap(name.clone(), cap);
+            }
+        }
+    }
+    tracker
+}
+
+/// The router's backends and prices, and a live client for each enabled one.
+fn backends(config: &Config) -> Result<(MultiBackendRouter, BackendPool), SetupError> {
+    let mut router = MultiBackendRouter::new(*config.default_backend.get_ref());
+    let mut pool = BackendPool::new();
+    for entry in &config.backends {
+        let mut backend = BackendConfig::new(
+            *entry.provider.get_ref(),
+            entry.model.clone(),
+            entry.cost_per_1k_input,
+            entry.cost_per_1k_output,
+        )
+        .with_enabled(entry.enabled);
+        backend.endpoint = entry.endpoint.as_ref().map(|e| e.get_ref().clone());
+        if entry.enabled {
+            let client = OpenAiBackend::new(
+                backend.clone(),
+                entry.api_key_env.as_deref(),
+                options(entry),
+            )
+            .map_err(|source| SetupError::Backend {
+                provider: backend.provider,
+                source,
+            })?;
+            pool = pool.with_backend(Arc::new(client));
+        }
+        router = router.add_backend(backend);
+    }
+    Ok((router, pool))
+}
+
+/// How a backend's client waits and retries.
+fn options(entry: &BackendEntry) -> ClientOptions {
+    let defaults = ClientOptions::default();
+    ClientOptions {
+        timeout: entry
+            .timeout_secs
+            .map_or(defaults.timeout, Duration::from_secs),
+        max_retries: entry.max_retries.unwrap_or(defaults.max_retries),
+        ..defaults
+    }
+}
+
+/// Each agent's route.
+fn routes(mut router: MultiBackendRouter, config: &Config) -> MultiBackendRouter {
+    for (name, agent) in &config.agents {
+        if let Some(backend) = &agent.backend {
+            router = router.route_agent(name.clone(), *backend.get_ref());
+        }
+    }
+    router
+}
+
+/// The approval coordinator of agent `name`, holding its identity, its approval policy and the
+/// store its requests live in.
+fn coordinator(
+    name: &str,
+    agent: &AgentEntry,
+    router: &MultiBackendRouter,
+    config: &Config,
+    store: &SqliteStore,
+) -> Result<Arc<SolverAgentCoordinator>, SetupError> {
+    let model = agent.model.clone().unwrap_or_else(|| {
+        router
+            .get_backend(name)
+            .map(|b| b.model.clone())
+            .unwrap_or_default()
+    });
+    let pubkey = agent
+        .pubkey
+        .as_ref()
+        .map(|k| k.get_ref().clone())
+        .unwrap_or_default();
+    let mut identity = AgentIdentity::new(pubkey, name, model).with_autonomy(agent.autonomy);
+    if let Some(operator) = &agent.operator {
+        identity = identity.with_operator(operator.get_ref().clone());
+    }
+    let mut coordinator = SolverAgentCoordinator::new(identity)
+        .with_expiry(Duration::from_secs(config.approvals.expiry_secs));
+    if let Some(sats) = agent.approval_threshold_sats {
+        coordinator = coordinator.with_approval_threshold_sats(sats);
+    }
+    if !agent.guardians.is_empty() {
+        let required = agent
+            .guardians_required
+            .unwrap_or(u32::try_from(agent.guardians.len()).unwrap_or(u32::MAX));
+        coordinator = coordinator
+            .with_guardians(
+                agent.guardians.iter().map(|g| g.get_ref().clone()),
+                required,
+            )
+            .map_err(|source| SetupError::Guardians {
+                agent: name.to_owned(),
+                source,
+            })?;
+    }
+    let coordinator =
+        coordinator
+            .with_store(store.clone())
+            .map_err(|source| SetupError::Approvals {
+                agent: name.to_owned(),
+                source,
+            })?;
+    Ok(Arc::new(coordinator))
+}
+
+/// How long a reservation lasts: it must outlive the slowest call it covers, an approval wait,
+/// then every try at every backend of a chain, with backoff. Long streams renew their lease.
+fn reservation_lease(config: &Config) -> Duration {
+    let defaults = ClientOptions::default();
+    let slowest_call: Duration = config
+        .backends
+        .iter()
+        .filter(|b| b.enabled)
+        .map(|b| {
+            let timeout = b.timeout_secs.map_or(defaults.timeout, Duration::from_secs);
+            let retries = b.max_retries.unwrap_or(defaults.max_retries);
+            timeout.saturating_mul(retries.saturating_add(1))
+                + defaults.max_backoff.saturating_mul(retries)
+        })
+        .sum();
+    (Duration::from_secs(config.approvals.wait_secs) + slowest_call + Duration::from_secs(60))
+        .max(ao_budget::DEFAULT_LEASE)
+}
