@@ -1,16 +1,23 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ao_types::{AgentName, SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, utc_day_start};
+use ao_types::{SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, utc_day_start};
 
 use crate::config::{BudgetConfig, BudgetStatus, admits, percent};
 use crate::error::BudgetError;
 use crate::ledger::Ledger;
 use crate::record::CostRecord;
 use crate::state::{AgentState, Reservation, Taken};
+
+mod durable;
+mod slots;
+mod warning;
+
+pub use durable::Unwritten;
+use slots::{Agents, lock};
 
 /// How long a reservation counts before it expires unless settled or released: 10 minutes.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(600);
@@ -33,27 +40,6 @@ pub struct ReservationId {
 impl fmt::Display for ReservationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "r{}-{}-{}", self.tracker, self.slot, self.seq)
-    }
-}
-
-#[derive(Debug, Default)]
-struct Agents {
-    by_name: HashMap<AgentName, u32>,
-    slots: Vec<Arc<Mutex<AgentState>>>,
-}
-
-/// A settled record that counts in memory but is not yet in the ledger; see
-/// [`CostTracker::settle_counted`]. Dropping it loses the record at the next restart.
-#[derive(Debug)]
-#[must_use = "the record is not durable until it is passed to CostTracker::write"]
-pub struct Unwritten {
-    record: CostRecord,
-}
-
-impl Unwritten {
-    /// The record.
-    pub fn record(&self) -> &CostRecord {
-        &self.record
     }
 }
 
@@ -213,8 +199,8 @@ impl CostTracker {
             let mut agents = self.agents.write().map_err(|_| BudgetError::Poisoned)?;
             for record in &records {
                 let name = record.validate()?;
-                let slot = Self::slot_in(&mut agents, name, from);
-                lock(&agents.slots[slot as usize])?.apply(record);
+                let (_, slot) = Self::slot_in(&mut agents, name, from);
+                lock(&slot)?.apply(record);
             }
         }
         self.ledger = Some(Arc::new(ledger));
@@ -296,8 +282,7 @@ impl CostTracker {
         let estimate_tokens = estimate_tokens.max(1);
         let now = self.clock.now()?;
         self.ensure_durable()?;
-        let slot_no = self.slot_no(agent)?;
-        let slot = self.slot_at(slot_no)?;
+        let (slot_no, slot) = self.slot_of(agent)?;
         let budget = self.budget_for(agent);
         let mut state = lock(&slot)?;
         state.maintain(now, self.horizon_secs);
@@ -394,13 +379,13 @@ impl CostTracker {
         }
         state.apply(&record);
         self.warn_on_crossing(&mut state, before, None, now)?;
-        Ok(Unwritten { record })
+        Ok(Unwritten::new(record))
     }
 
     /// The second half of [`settle`](CostTracker::settle): writes a counted record to the ledger.
     /// `Ok` means it is durable.
     pub fn write(&self, unwritten: Unwritten) -> Result<(), BudgetError> {
-        self.persist(unwritten.record)
+        self.persist(unwritten.into_record())
     }
 
     /// Extends reservation `id`'s lease by a full lease from now, for a call that is still running
@@ -533,177 +518,6 @@ impl CostTracker {
         state.maintain(now, self.horizon_secs);
         read(&mut state, now)
     }
-
-    /// Writes records whose ledger write failed earlier. `Ok` once nothing is pending.
-    pub fn flush(&self) -> Result<(), BudgetError> {
-        let Some(ledger) = &self.ledger else {
-            return Ok(());
-        };
-        let mut pending = self.pending.lock().map_err(|_| BudgetError::Poisoned)?;
-        let result = if pending.is_empty() {
-            ledger.health_check()
-        } else {
-            ledger.append(&pending)
-        };
-        match result {
-            Ok(()) => {
-                pending.clear();
-                self.degraded.store(false, Ordering::Release);
-                Ok(())
-            }
-            Err(source) => Err(BudgetError::LedgerUnavailable {
-                pending: pending.len(),
-                source,
-            }),
-        }
-    }
-
-    /// Records counted in memory whose ledger write has not succeeded yet.
-    pub fn pending_records(&self) -> Result<usize, BudgetError> {
-        Ok(self
-            .pending
-            .lock()
-            .map_err(|_| BudgetError::Poisoned)?
-            .len())
-    }
-
-    fn ensure_durable(&self) -> Result<(), BudgetError> {
-        if self.degraded.load(Ordering::Acquire) {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn persist(&self, record: CostRecord) -> Result<(), BudgetError> {
-        let Some(ledger) = &self.ledger else {
-            return Ok(());
-        };
-        if !self.degraded.load(Ordering::Acquire) {
-            match ledger.append(std::slice::from_ref(&record)) {
-                Ok(()) => return Ok(()),
-                Err(source) => {
-                    let mut pending = self.pending.lock().map_err(|_| BudgetError::Poisoned)?;
-                    pending.push(record);
-                    self.degraded.store(true, Ordering::Release);
-                    tracing::error!(error = %source, "cost record not durable; refusing new spend until the ledger recovers");
-                    return Err(BudgetError::NotDurable { source });
-                }
-            }
-        }
-        let mut pending = self.pending.lock().map_err(|_| BudgetError::Poisoned)?;
-        pending.push(record);
-        match ledger.append(&pending) {
-            Ok(()) => {
-                pending.clear();
-                self.degraded.store(false, Ordering::Release);
-                Ok(())
-            }
-            Err(source) => Err(BudgetError::NotDurable { source }),
-        }
-    }
-
-    /// Session and daily percentages before a change, for the warning on crossing.
-    fn percentages(
-        &self,
-        state: &mut AgentState,
-        session_start: Option<u64>,
-        now: u64,
-    ) -> Result<(u8, u8), BudgetError> {
-        let budget = self.budget_for(&state.name);
-        let daily = state
-            .day(utc_day_start(now))
-            .sats
-            .saturating_add(state.reserved_sats);
-        let session = match session_start {
-            Some(start) => state
-                .session_settled(start, self.ledger.as_deref())?
-                .saturating_add(state.reserved_sats),
-            None => 0,
-        };
-        Ok((
-            percent(session, budget.session_limit_sats),
-            percent(daily, budget.daily_limit_sats),
-        ))
-    }
-
-    /// Logs a warning when a change moves either percentage from below the warning threshold to
-    /// at or above it.
-    fn warn_on_crossing(
-        &self,
-        state: &mut AgentState,
-        before: (u8, u8),
-        session_start: Option<u64>,
-        now: u64,
-    ) -> Result<(), BudgetError> {
-        let budget = self.budget_for(&state.name);
-        let after = self.percentages(state, session_start, now)?;
-        let threshold = budget.warn_threshold_pct;
-        let crossed = |b: u8, a: u8| b < threshold && a >= threshold;
-        if (session_start.is_some() && crossed(before.0, after.0)) || crossed(before.1, after.1) {
-            tracing::warn!(
-                agent = %state.name,
-                session_pct = after.0,
-                daily_pct = after.1,
-                warn_threshold_pct = threshold,
-                "agent is approaching its budget"
-            );
-        }
-        Ok(())
-    }
-
-    fn slot_in(agents: &mut Agents, name: AgentName, horizon: u64) -> u32 {
-        if let Some(&slot) = agents.by_name.get(&name) {
-            return slot;
-        }
-        let slot = u32::try_from(agents.slots.len()).unwrap_or(u32::MAX);
-        agents
-            .slots
-            .push(Arc::new(Mutex::new(AgentState::new(name.clone(), horizon))));
-        agents.by_name.insert(name, slot);
-        slot
-    }
-
-    fn slot_no(&self, agent: &str) -> Result<u32, BudgetError> {
-        {
-            let agents = self.agents.read().map_err(|_| BudgetError::Poisoned)?;
-            if let Some(&slot) = agents.by_name.get(agent) {
-                return Ok(slot);
-            }
-        }
-        let name = AgentName::new(agent).map_err(BudgetError::InvalidAgent)?;
-        let mut agents = self.agents.write().map_err(|_| BudgetError::Poisoned)?;
-        Ok(Self::slot_in(&mut agents, name, self.initial_horizon))
-    }
-
-    fn slot_at(&self, slot: u32) -> Result<Arc<Mutex<AgentState>>, BudgetError> {
-        let agents = self.agents.read().map_err(|_| BudgetError::Poisoned)?;
-        usize::try_from(slot)
-            .ok()
-            .and_then(|i| agents.slots.get(i))
-            .cloned()
-            .ok_or(BudgetError::Poisoned)
-    }
-
-    fn slot(&self, agent: &str) -> Result<Arc<Mutex<AgentState>>, BudgetError> {
-        let slot = self.slot_no(agent)?;
-        self.slot_at(slot)
-    }
-
-    fn reservation_slot(&self, id: ReservationId) -> Result<Arc<Mutex<AgentState>>, BudgetError> {
-        if id.tracker != self.id {
-            return Err(BudgetError::UnknownReservation { id });
-        }
-        let agents = self.agents.read().map_err(|_| BudgetError::Poisoned)?;
-        usize::try_from(id.slot)
-            .ok()
-            .and_then(|i| agents.slots.get(i))
-            .cloned()
-            .ok_or(BudgetError::UnknownReservation { id })
-    }
-}
-
-fn lock(slot: &Mutex<AgentState>) -> Result<MutexGuard<'_, AgentState>, BudgetError> {
-    slot.lock().map_err(|_| BudgetError::Poisoned)
 }
 
 fn fail_closed_total(agent: &str, error: &BudgetError) -> u64 {
