@@ -57,63 +57,10 @@ pub(crate) async fn completions(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let limit = state.options.max_body_bytes;
-    let bytes = match tokio::time::timeout(
-        state.options.client_timeout,
-        axum::body::to_bytes(body, limit),
-    )
-    .await
-    {
-        Err(_) => {
-            return api_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "invalid_request_error",
-                "request_timeout",
-                "the request body did not arrive in time",
-                Value::Null,
-            );
-        }
-        Ok(Err(error)) if !is_length_limit(&error) => {
-            return bad_request(
-                "unreadable_body",
-                &format!("the request body could not be read: {error}"),
-            );
-        }
-        Ok(Err(_)) => {
-            return api_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-                &format!("the request body is larger than {limit} bytes"),
-                Value::Null,
-            );
-        }
-        Ok(Ok(bytes)) => bytes,
-    };
-    let request: ChatRequest = match serde_json::from_slice(&bytes) {
+    let request = match read_request(&state, body).await {
         Ok(request) => request,
-        Err(e) => {
-            return bad_request(
-                "invalid_json",
-                &format!("the request is not a valid chat completion: {e}"),
-            );
-        }
+        Err(refusal) => return refusal,
     };
-    if !request.model.is_empty()
-        && request.model != "auto"
-        && !state.models.contains(&request.model)
-    {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            &format!(
-                "the model `{}` is not served here; GET /v1/models lists what is (or use `auto`)",
-                request.model
-            ),
-            Value::Null,
-        );
-    }
     let options = CallOptions {
         approval_id: headers
             .get("x-ao-approval")
@@ -198,4 +145,64 @@ async fn stream(
         headers.insert("x-ao-backend", value);
     }
     response
+}
+
+/// The chat request in `body`, read within the size limit and the client timeout, parsed, and
+/// naming a model served here; or the 4xx that says what is wrong with it.
+async fn read_request(state: &AppState, body: Body) -> Result<ChatRequest, Response> {
+    let limit = state.options.max_body_bytes;
+    let bytes = match tokio::time::timeout(
+        state.options.client_timeout,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(api_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_timeout",
+                "the request body did not arrive in time",
+                Value::Null,
+            ));
+        }
+        Ok(Err(error)) if !is_length_limit(&error) => {
+            return Err(bad_request(
+                "unreadable_body",
+                &format!("the request body could not be read: {error}"),
+            ));
+        }
+        Ok(Err(_)) => {
+            return Err(api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                &format!("the request body is larger than {limit} bytes"),
+                Value::Null,
+            ));
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    let request: ChatRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        bad_request(
+            "invalid_json",
+            &format!("the request is not a valid chat completion: {e}"),
+        )
+    })?;
+    if !request.model.is_empty()
+        && request.model != "auto"
+        && !state.models.contains(&request.model)
+    {
+        return Err(api_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            &format!(
+                "the model `{}` is not served here; GET /v1/models lists what is (or use `auto`)",
+                request.model
+            ),
+            Value::Null,
+        ));
+    }
+    Ok(request)
 }

@@ -13,7 +13,7 @@ const BUCKETS: [f64; 12] = [
 ];
 
 #[derive(Debug, Default)]
-struct Inner {
+struct Counters {
     requests: BTreeMap<(String, &'static str), u64>,
     spend: BTreeMap<String, u64>,
     latency: [u64; BUCKETS.len()],
@@ -24,7 +24,7 @@ struct Inner {
 /// The gateway's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    inner: Mutex<Counters>,
 }
 
 impl Metrics {
@@ -55,91 +55,119 @@ impl Metrics {
     /// The metrics as Prometheus text, with gauges read from the orchestrator now.
     pub fn render(&self, orchestrator: &Orchestrator, started: Instant) -> String {
         let mut out = String::new();
-        let Ok(m) = self.inner.lock() else {
-            return "# metrics unavailable\n".into();
-        };
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "# HELP ao_requests_total Chat completion requests, by agent and outcome."
-        );
-        let _ = writeln!(out, "# TYPE ao_requests_total counter");
-        for ((agent, outcome), n) in &m.requests {
-            let _ = writeln!(
-                out,
-                "ao_requests_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {n}"
-            );
+        {
+            let Ok(m) = self.inner.lock() else {
+                return "# metrics unavailable\n".into();
+            };
+            render_counters(&mut out, &m, orchestrator);
         }
-        let _ = writeln!(
-            out,
-            "# HELP ao_spend_sats_total Sats settled through the gateway since it started."
-        );
-        let _ = writeln!(out, "# TYPE ao_spend_sats_total counter");
-        for (agent, sats) in &m.spend {
-            let _ = writeln!(out, "ao_spend_sats_total{{agent=\"{agent}\"}} {sats}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ao_backend_errors_total Failed tries at a backend (unreachable, timeout, 429, 5xx)."
-        );
-        let _ = writeln!(out, "# TYPE ao_backend_errors_total counter");
-        for (provider, n) in orchestrator.pool().failure_counts() {
-            let _ = writeln!(
-                out,
-                "ao_backend_errors_total{{provider=\"{provider}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ao_request_duration_seconds Time from request to response headers."
-        );
-        let _ = writeln!(out, "# TYPE ao_request_duration_seconds histogram");
-        for (bound, n) in BUCKETS.iter().zip(m.latency) {
-            let _ = writeln!(
-                out,
-                "ao_request_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "ao_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            m.latency_count
-        );
-        let _ = writeln!(out, "ao_request_duration_seconds_sum {}", m.latency_sum);
-        let _ = writeln!(out, "ao_request_duration_seconds_count {}", m.latency_count);
-        drop(m);
-        let tracker = orchestrator.tracker();
-        let mut agents: Vec<&str> = orchestrator.agent_names().collect();
-        agents.sort_unstable();
-        let _ = writeln!(
-            out,
-            "# HELP ao_spend_today_sats Settled and reserved sats today (UTC)."
-        );
-        let _ = writeln!(out, "# TYPE ao_spend_today_sats gauge");
-        for agent in &agents {
-            let _ = writeln!(
-                out,
-                "ao_spend_today_sats{{agent=\"{agent}\"}} {}",
-                tracker.daily_total(agent)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ao_reservations_outstanding Budget reservations in flight."
-        );
-        let _ = writeln!(out, "# TYPE ao_reservations_outstanding gauge");
-        for agent in &agents {
-            let n = tracker.outstanding_reservations(agent).unwrap_or(0);
-            let _ = writeln!(out, "ao_reservations_outstanding{{agent=\"{agent}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ao_pending_writes Costs and audit entries not yet written."
-        );
-        let _ = writeln!(out, "# TYPE ao_pending_writes gauge");
-        let _ = writeln!(out, "ao_pending_writes {}", orchestrator.pending_writes());
-        let _ = writeln!(out, "# TYPE ao_uptime_seconds gauge");
-        let _ = writeln!(out, "ao_uptime_seconds {}", started.elapsed().as_secs());
+        render_gauges(&mut out, orchestrator, started);
         out
     }
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a metric family. Writing to a String cannot fail.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Requests, spend, backend errors and the latency histogram, counted since the start.
+fn render_counters(out: &mut String, m: &Counters, orchestrator: &Orchestrator) {
+    family(
+        out,
+        "ao_requests_total",
+        "counter",
+        "Chat completion requests, by agent and outcome.",
+    );
+    for ((agent, outcome), n) in &m.requests {
+        let _ = writeln!(
+            out,
+            "ao_requests_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    family(
+        out,
+        "ao_spend_sats_total",
+        "counter",
+        "Sats settled through the gateway since it started.",
+    );
+    for (agent, sats) in &m.spend {
+        let _ = writeln!(out, "ao_spend_sats_total{{agent=\"{agent}\"}} {sats}");
+    }
+    family(
+        out,
+        "ao_backend_errors_total",
+        "counter",
+        "Failed tries at a backend (unreachable, timeout, 429, 5xx).",
+    );
+    for (provider, n) in orchestrator.pool().failure_counts() {
+        let _ = writeln!(
+            out,
+            "ao_backend_errors_total{{provider=\"{provider}\"}} {n}"
+        );
+    }
+    family(
+        out,
+        "ao_request_duration_seconds",
+        "histogram",
+        "Time from request to response headers.",
+    );
+    for (bound, n) in BUCKETS.iter().zip(m.latency) {
+        let _ = writeln!(
+            out,
+            "ao_request_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "ao_request_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        m.latency_count
+    );
+    let _ = writeln!(out, "ao_request_duration_seconds_sum {}", m.latency_sum);
+    let _ = writeln!(out, "ao_request_duration_seconds_count {}", m.latency_count);
+}
+
+/// Spend today, reservations in flight, pending writes and uptime, read now.
+fn render_gauges(out: &mut String, orchestrator: &Orchestrator, started: Instant) {
+    let tracker = orchestrator.tracker();
+    let mut agents: Vec<&str> = orchestrator.agent_names().collect();
+    agents.sort_unstable();
+    family(
+        out,
+        "ao_spend_today_sats",
+        "gauge",
+        "Settled and reserved sats today (UTC).",
+    );
+    for agent in &agents {
+        let _ = writeln!(
+            out,
+            "ao_spend_today_sats{{agent=\"{agent}\"}} {}",
+            tracker.daily_total(agent)
+        );
+    }
+    family(
+        out,
+        "ao_reservations_outstanding",
+        "gauge",
+        "Budget reservations in flight.",
+    );
+    for agent in &agents {
+        let n = tracker.outstanding_reservations(agent).unwrap_or(0);
+        let _ = writeln!(out, "ao_reservations_outstanding{{agent=\"{agent}\"}} {n}");
+    }
+    family(
+        out,
+        "ao_pending_writes",
+        "gauge",
+        "Costs and audit entries not yet written.",
+    );
+    let _ = writeln!(out, "ao_pending_writes {}", orchestrator.pending_writes());
+    family(
+        out,
+        "ao_uptime_seconds",
+        "gauge",
+        "Seconds since the gateway started.",
+    );
+    let _ = writeln!(out, "ao_uptime_seconds {}", started.elapsed().as_secs());
 }

@@ -272,6 +272,24 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        let providers = self.check_backends()?;
+        if !providers.contains(self.default_backend.get_ref()) {
+            return Err(self.error_at(
+                &self.default_backend,
+                format!(
+                    "default_backend `{}` is not among the configured backends",
+                    self.default_backend.get_ref()
+                ),
+            ));
+        }
+        for (name, agent) in &self.agents {
+            self.check_agent(name, agent, &providers)?;
+        }
+        Ok(())
+    }
+
+    /// Checks each backend; returns the providers configured.
+    fn check_backends(&self) -> Result<Vec<BackendProvider>, ConfigError> {
         let mut seen: Vec<BackendProvider> = Vec::new();
         for backend in &self.backends {
             let provider = *backend.provider.get_ref();
@@ -301,64 +319,63 @@ impl Config {
                 ));
             }
         }
-        let known = |p: &BackendProvider| seen.contains(p);
-        if !known(self.default_backend.get_ref()) {
+        Ok(seen)
+    }
+
+    /// Checks agent `name`: its name, route, keys, guardians and key hash.
+    fn check_agent(
+        &self,
+        name: &str,
+        agent: &AgentEntry,
+        providers: &[BackendProvider],
+    ) -> Result<(), ConfigError> {
+        let known = |p: &BackendProvider| providers.contains(p);
+        AgentName::new(name).map_err(|e| ConfigError {
+            line: self
+                .text
+                .find(&format!("agents.{name}"))
+                .map(|at| line_of(&self.text, at)),
+            message: format!("agents.{name}: {e}"),
+        })?;
+        if let Some(backend) = &agent.backend
+            && !known(backend.get_ref())
+        {
             return Err(self.error_at(
-                &self.default_backend,
+                backend,
                 format!(
-                    "default_backend `{}` is not among the configured backends",
-                    self.default_backend.get_ref()
+                    "agents.{name}.backend: no `{}` backend is configured",
+                    backend.get_ref()
                 ),
             ));
         }
-        for (name, agent) in &self.agents {
-            AgentName::new(name.as_str()).map_err(|e| ConfigError {
-                line: self
-                    .text
-                    .find(&format!("agents.{name}"))
-                    .map(|at| line_of(&self.text, at)),
-                message: format!("agents.{name}: {e}"),
-            })?;
-            if let Some(backend) = &agent.backend
-                && !known(backend.get_ref())
-            {
-                return Err(self.error_at(
-                    backend,
-                    format!(
-                        "agents.{name}.backend: no `{}` backend is configured",
-                        backend.get_ref()
+        for key in agent
+            .pubkey
+            .iter()
+            .chain(&agent.operator)
+            .chain(&agent.guardians)
+        {
+            parse_public_key(key.get_ref())
+                .map_err(|e| self.error_at(key, format!("agents.{name}: {e}")))?;
+        }
+        if let Some(required) = agent.guardians_required {
+            let n = agent.guardians.len();
+            if required == 0 || usize::try_from(required).map_or(true, |r| r > n) {
+                return Err(ConfigError {
+                    line: None,
+                    message: format!(
+                        "agents.{name}.guardians_required is {required} but {n} guardians are listed"
                     ),
-                ));
+                });
             }
-            for key in agent
-                .pubkey
-                .iter()
-                .chain(&agent.operator)
-                .chain(&agent.guardians)
-            {
-                parse_public_key(key.get_ref())
-                    .map_err(|e| self.error_at(key, format!("agents.{name}: {e}")))?;
-            }
-            if let Some(required) = agent.guardians_required {
-                let n = agent.guardians.len();
-                if required == 0 || usize::try_from(required).map_or(true, |r| r > n) {
-                    return Err(ConfigError {
-                        line: None,
-                        message: format!(
-                            "agents.{name}.guardians_required is {required} but {n} guardians are listed"
-                        ),
-                    });
-                }
-            }
-            if let Some(hash) = &agent.api_key_sha256
-                && !(hash.get_ref().len() == 64
-                    && hash.get_ref().bytes().all(|b| b.is_ascii_hexdigit()))
-            {
-                return Err(self.error_at(
-                    hash,
-                    format!("agents.{name}.api_key_sha256 must be 64 hex characters"),
-                ));
-            }
+        }
+        if let Some(hash) = &agent.api_key_sha256
+            && !(hash.get_ref().len() == 64
+                && hash.get_ref().bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(self.error_at(
+                hash,
+                format!("agents.{name}.api_key_sha256 must be 64 hex characters"),
+            ));
         }
         Ok(())
     }
