@@ -1,4 +1,5 @@
-//! The spec's code samples (`advanced-features.md`), compiled against the facade crate
+//! The spec's code samples (the user's "Advanced Features" specification, kept outside this
+//! repository; see `docs/DECISIONS.md`), compiled against the facade crate
 //! `agent_orchestrator` unchanged, with the spec's asserts and numbers.
 //!
 //! Each test quotes one sample between `// --- spec` and `// --- end spec` markers; what lies

@@ -4,7 +4,7 @@ use agent_orchestrator::BackendProvider;
 
 #[test]
 fn backend_provider_variants() {
-    // --- spec: BackendProvider, as settled by decisions.md (Codex once, plus Dvm)
+    // --- spec: BackendProvider, as settled by docs/DECISIONS.md (Codex once, plus Dvm)
     let providers = [
         BackendProvider::Codex,  // OpenAI Codex API
         BackendProvider::OpenAI, // OpenAI API
@@ -85,7 +85,7 @@ fn cost_calculation() {
     assert_eq!(cost, (10_000 * 3 / 1000) + (5_000 * 15 / 1000));
     assert_eq!(config.cost_per_1k_input, 3);
     assert_eq!(config.cost_per_1k_output, 15);
-    // decisions.md: round up, never down.
+    // docs/DECISIONS.md (Money): round up, never down.
     assert_eq!(config.calculate_cost(333, 0), 1);
     assert_eq!(config.calculate_cost_msats(10_000, 5_000), 105_000);
 }

@@ -14,10 +14,10 @@
 //! - **Checks do not grow with history.** Totals are kept per agent, per UTC day and per session;
 //!   no check scans past records.
 //!
-//! The rules are those of `decisions.md`: days are UTC calendar days, a session is every record with
-//! `timestamp >= session_start`, a limit is reached when `spent >= limit`, a limit of 0 admits
-//! nothing, `DailyExceeded` wins over `SessionExceeded`, and percentages are rounded down and capped
-//! at 100.
+//! The rules are those of `docs/DECISIONS.md` (Budgets; Time, days and sessions): days are UTC
+//! calendar days, a session is every record with `timestamp >= session_start`, a limit is reached
+//! when `spent >= limit`, a limit of 0 admits nothing, `DailyExceeded` wins over `SessionExceeded`,
+//! and percentages are rounded down and capped at 100.
 //!
 //! What it is **not** for: prices (see `ao-routing`) or storage engines (`ao-store` implements
 //! [`Ledger`] on SQLite). The tracker does no I/O of its own beyond calling its ledger.

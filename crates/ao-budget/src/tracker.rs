@@ -526,7 +526,7 @@ fn fail_closed_total(agent: &str, error: &BudgetError) -> u64 {
 }
 
 /// The status of spend `session` and `daily` under `budget`, with the precedence of
-/// `decisions.md`.
+/// `docs/DECISIONS.md` (Budgets).
 pub(crate) fn status_of(budget: BudgetConfig, session: u64, daily: u64) -> BudgetStatus {
     if daily >= budget.daily_limit_sats {
         return BudgetStatus::DailyExceeded;

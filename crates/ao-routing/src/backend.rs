@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 
 /// One AI backend: who serves it, which model, where, and at what price.
 ///
-/// Prices are whole sats per 1,000 tokens. The constructors carry the prices `decisions.md` sets:
+/// Prices are whole sats per 1,000 tokens. The constructors carry the prices that
+/// `docs/DECISIONS.md` (Names and providers) sets:
 ///
 /// | Constructor | Input | Output |
 /// |-------------|-------|--------|

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// The kind of AI backend that serves a request.
 ///
-/// The spec lists `Codex` twice; `decisions.md` settles the set to these five. The string form
-/// ([`BackendProvider::as_str`], [`Display`](fmt::Display), [`FromStr`] and serde) is the same
-/// everywhere: `codex`, `openai`, `gpt-oss`, `local`, `dvm`.
+/// The spec lists `Codex` twice; `docs/DECISIONS.md` (Names and providers) settles the set to
+/// these five. The string form ([`BackendProvider::as_str`], [`Display`](fmt::Display),
+/// [`FromStr`] and serde) is the same everywhere: `codex`, `openai`, `gpt-oss`, `local`, `dvm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum BackendProvider {
     /// The OpenAI Codex API.
