@@ -63,6 +63,50 @@ static SIGNATURE: LazyLock<String> = LazyLock::new(|| {
     stdout(&out).trim().to_owned()
 });
 
+/// A copy of [`GROUP`] after `ao refresh` over all three shares, with the pre-refresh share 1
+/// kept beside them as `stale.json`.
+struct Refreshed {
+    dir: TempDir,
+    before: serde_json::Value,
+    after: serde_json::Value,
+}
+
+impl Refreshed {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn pubkey(&self) -> &str {
+        self.after["group_pubkey"].as_str().unwrap()
+    }
+}
+
+static REFRESHED: LazyLock<Refreshed> = LazyLock::new(|| {
+    let dir = copy_of(GROUP.path(), fixture_dir());
+    let d = dir.path();
+    std::fs::copy(share(d, 1), d.join("stale.json")).unwrap();
+    let out = ao(
+        &[
+            "refresh",
+            "--group",
+            path_str(&d.join("group.json")),
+            "--share",
+            path_str(&share(d, 1)),
+            "--share",
+            path_str(&share(d, 2)),
+            "--share",
+            path_str(&share(d, 3)),
+        ],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    Refreshed {
+        before: group_json(GROUP.path()),
+        after: group_json(d),
+        dir,
+    }
+});
+
 /// Runs `ao keygen` for a 2-of-3 group into `out_dir`.
 fn keygen(out_dir: &Path) -> Output {
     ao(
@@ -340,67 +384,31 @@ fn an_imported_nsec_keeps_its_npub_and_signs_events() {
 }
 
 #[test]
-fn refresh_and_repair_over_the_same_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let out = ao(
-        &[
-            "keygen",
-            "--threshold",
-            "2",
-            "--total",
-            "3",
-            "--out",
-            path_str(d),
-        ],
-        &[PASS],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let before = group_json(d);
-    let old_share_1 = std::fs::read_to_string(d.join("share-1.json")).unwrap();
-    let group = d.join("group.json");
-    let share = |i: u16| d.join(format!("share-{i}.json"));
-    let out = ao(
-        &[
-            "refresh",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&share(1)),
-            "--share",
-            path_str(&share(2)),
-            "--share",
-            path_str(&share(3)),
-        ],
-        &[PASS],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let after = group_json(d);
+fn refresh_keeps_the_group_key_and_replaces_the_signer_keys() {
+    let (before, after) = (&REFRESHED.before, &REFRESHED.after);
     assert_eq!(after["group_pubkey"], before["group_pubkey"]);
     assert_ne!(after["signer_pubkeys"], before["signer_pubkeys"]);
+}
+
+#[test]
+fn refreshed_shares_sign_for_the_unchanged_group_key() {
     let message = "11".repeat(32);
-    let out = sign(d, &[1, 2], &message);
+    let out = sign(REFRESHED.path(), &[1, 2], &message);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(independently_valid(
-        after["group_pubkey"].as_str().unwrap(),
+        REFRESHED.pubkey(),
         &message,
         stdout(&out).trim()
     ));
-    // The pre-refresh share no longer signs with the group.
-    let stale = d.join("stale.json");
-    std::fs::write(&stale, old_share_1).unwrap();
-    let out = ao(
-        &[
-            "sign",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&stale),
-            "--share",
-            path_str(&share(2)),
-            "--message-hex",
-            &message,
-        ],
+}
+
+#[test]
+fn a_share_from_before_a_refresh_no_longer_signs() {
+    let d = REFRESHED.path();
+    let out = sign_with(
+        d,
+        &[d.join("stale.json"), share(d, 2)],
+        &["--message-hex", &"11".repeat(32)],
         &[PASS],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -409,30 +417,35 @@ fn refresh_and_repair_over_the_same_files() {
         "{}",
         stderr(&out)
     );
+}
 
-    // Lose share 3, repair it from 1 and 2.
-    std::fs::remove_file(share(3)).unwrap();
+#[test]
+fn a_lost_share_repaired_from_two_others_signs_again() {
+    let dir = copy_of(REFRESHED.path(), tempfile::tempdir().unwrap());
+    let d = dir.path();
+    std::fs::remove_file(share(d, 3)).unwrap();
     let out = ao(
         &[
             "repair",
             "--group",
-            path_str(&group),
+            path_str(&d.join("group.json")),
             "--share",
-            path_str(&share(1)),
+            path_str(&share(d, 1)),
             "--share",
-            path_str(&share(2)),
+            path_str(&share(d, 2)),
             "--index",
             "3",
             "--out",
-            path_str(&share(3)),
+            path_str(&share(d, 3)),
         ],
         &[PASS],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    let message = "11".repeat(32);
     let out = sign(d, &[3, 1], &message);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(independently_valid(
-        after["group_pubkey"].as_str().unwrap(),
+        REFRESHED.pubkey(),
         &message,
         stdout(&out).trim()
     ));
