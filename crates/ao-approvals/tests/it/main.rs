@@ -165,20 +165,46 @@ fn tamper(event: &Event, edit: impl FnOnce(&mut serde_json::Value)) -> Event {
     Event::from_json(json.to_string()).unwrap()
 }
 
-#[test]
-fn forged_decisions_are_refused_and_change_nothing() {
+/// A coordinator supervised by `operator`, with one pending request `id`.
+fn pending_for_operator() -> (Keys, SolverAgentCoordinator, String) {
     let operator = Keys::generate();
     let (c, _) = coordinator(Some(&operator));
     let id = c.request_approval("purchase_skill", "buy", 5_000);
-    let before = audit_len(&c);
-    let stranger = Keys::generate();
+    (operator, c, id)
+}
 
-    let wrong_key = build_decision_event(&stranger, &id, true, None, T0).unwrap();
+/// Hands `forged` to `approve_signed` and returns its error, after checking that the refusal
+/// changed nothing: `id` is still pending with no vote, the audit log did not grow, and the
+/// operator's genuine approval still goes through.
+fn refused_without_a_trace(
+    c: &SolverAgentCoordinator,
+    operator: &Keys,
+    id: &str,
+    forged: &Event,
+) -> ApprovalError {
+    let before = audit_len(c);
+    let err = c.approve_signed(forged).unwrap_err();
+    assert_eq!(c.status(id), Some(ApprovalStatus::Pending));
+    assert!(c.record(id).unwrap().votes.is_empty());
+    assert_eq!(audit_len(c), before, "a refused decision is not logged");
+    let good = build_decision_event(operator, id, true, None, T0).unwrap();
+    assert_eq!(c.approve_signed(&good).unwrap(), ApprovalStatus::Approved);
+    err
+}
+
+#[test]
+fn a_decision_signed_by_a_stranger_is_refused() {
+    let (operator, c, id) = pending_for_operator();
+    let wrong_key = build_decision_event(&Keys::generate(), &id, true, None, T0).unwrap();
     assert!(matches!(
-        c.approve_signed(&wrong_key),
-        Err(ApprovalError::UnauthorizedSigner { .. })
+        refused_without_a_trace(&c, &operator, &id, &wrong_key),
+        ApprovalError::UnauthorizedSigner { .. }
     ));
+}
 
+#[test]
+fn a_decision_for_an_unknown_request_is_refused() {
+    let (operator, c, id) = pending_for_operator();
     let unknown_request = build_decision_event(
         &operator,
         "00112233445566778899aabbccddeeff",
@@ -188,10 +214,14 @@ fn forged_decisions_are_refused_and_change_nothing() {
     )
     .unwrap();
     assert!(matches!(
-        c.approve_signed(&unknown_request),
-        Err(ApprovalError::NotFound { .. })
+        refused_without_a_trace(&c, &operator, &id, &unknown_request),
+        ApprovalError::NotFound { .. }
     ));
+}
 
+#[test]
+fn a_decision_with_a_broken_signature_is_refused() {
+    let (operator, c, id) = pending_for_operator();
     let good = build_decision_event(&operator, &id, true, None, T0).unwrap();
     let bad_sig = tamper(&good, |j| {
         let sig = j["sig"].as_str().unwrap().to_owned();
@@ -199,56 +229,76 @@ fn forged_decisions_are_refused_and_change_nothing() {
         j["sig"] = format!("{flipped}{}", &sig[1..]).into();
     });
     assert!(matches!(
-        c.approve_signed(&bad_sig),
-        Err(ApprovalError::BadSignature { .. })
+        refused_without_a_trace(&c, &operator, &id, &bad_sig),
+        ApprovalError::BadSignature { .. }
     ));
+}
 
+#[test]
+fn a_denial_edited_into_an_approval_is_refused() {
+    let (operator, c, id) = pending_for_operator();
     let denied = build_decision_event(&operator, &id, false, None, T0).unwrap();
     let tampered_tag = tamper(&denied, |j| j["tags"][1][1] = "approved".into());
     assert!(matches!(
-        c.approve_signed(&tampered_tag),
-        Err(ApprovalError::BadSignature { .. })
+        refused_without_a_trace(&c, &operator, &id, &tampered_tag),
+        ApprovalError::BadSignature { .. }
     ));
+}
 
+#[test]
+fn an_approval_retargeted_at_another_request_is_refused() {
+    let (operator, c, id) = pending_for_operator();
     let other_id = c.request_approval("other", "d", 5_000);
+    let good = build_decision_event(&operator, &id, true, None, T0).unwrap();
     let retargeted = tamper(&good, |j| j["tags"][0][1] = other_id.clone().into());
     assert!(matches!(
-        c.approve_signed(&retargeted),
-        Err(ApprovalError::BadSignature { .. })
+        refused_without_a_trace(&c, &operator, &id, &retargeted),
+        ApprovalError::BadSignature { .. }
     ));
+    assert_eq!(c.status(&other_id), Some(ApprovalStatus::Pending));
+}
 
+#[test]
+fn a_decision_made_two_hours_ago_is_refused_as_stale() {
+    let (operator, c, id) = pending_for_operator();
     let stale = build_decision_event(&operator, &id, true, None, T0 - 7_200).unwrap();
     assert!(matches!(
-        c.approve_signed(&stale),
-        Err(ApprovalError::StaleEvent { .. })
+        refused_without_a_trace(&c, &operator, &id, &stale),
+        ApprovalError::StaleEvent { .. }
     ));
+}
+
+#[test]
+fn a_decision_dated_an_hour_ahead_is_refused_as_stale() {
+    let (operator, c, id) = pending_for_operator();
     let future = build_decision_event(&operator, &id, true, None, T0 + 3_600).unwrap();
     assert!(matches!(
-        c.approve_signed(&future),
-        Err(ApprovalError::StaleEvent { .. })
+        refused_without_a_trace(&c, &operator, &id, &future),
+        ApprovalError::StaleEvent { .. }
     ));
+}
 
-    // A denial handed to `approve_signed` is not an approval.
+#[test]
+fn a_denial_handed_to_approve_signed_is_not_an_approval() {
+    let (operator, c, id) = pending_for_operator();
+    let denied = build_decision_event(&operator, &id, false, None, T0).unwrap();
     assert!(matches!(
-        c.approve_signed(&denied),
-        Err(ApprovalError::DecisionMismatch { .. })
+        refused_without_a_trace(&c, &operator, &id, &denied),
+        ApprovalError::DecisionMismatch { .. }
     ));
+}
 
+#[test]
+fn an_event_of_another_kind_is_refused() {
+    let (operator, c, id) = pending_for_operator();
     let wrong_kind = nostr::EventBuilder::new(nostr::Kind::TextNote, "approve")
         .tags([nostr::Tag::identifier(&id)])
         .sign_with_keys(&operator)
         .unwrap();
     assert!(matches!(
-        c.approve_signed(&wrong_kind),
-        Err(ApprovalError::WrongKind { found: 1 })
+        refused_without_a_trace(&c, &operator, &id, &wrong_kind),
+        ApprovalError::WrongKind { found: 1 }
     ));
-
-    assert_eq!(c.status(&id), Some(ApprovalStatus::Pending));
-    assert!(c.record(&id).unwrap().votes.is_empty());
-    // Only the filing of `other_id` was added to the log.
-    assert_eq!(audit_len(&c), before + 1);
-
-    assert_eq!(c.approve_signed(&good).unwrap(), ApprovalStatus::Approved);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 use serde_json::{Value, json};
 
@@ -22,75 +22,135 @@ fn init_refuses_to_overwrite() {
     assert!(stderr(&out).contains("already exists"));
 }
 
-#[test]
-fn serve_answers_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ao.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ao"))
-        .args([
-            "serve",
-            "--simulated",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            path_str(&config),
-        ])
-        .env_remove("AO_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the gateway printed its address")
+/// `ao serve --simulated` on a loopback port, with the configuration it makes in a fresh
+/// directory. Dropping it kills the process, so a failed test leaves no gateway running.
+struct Served {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts the gateway and waits until it prints the address it listens on.
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ao.toml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ao"))
+            .args([
+                "serve",
+                "--simulated",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                path_str(&config),
+            ])
+            .env_remove("AO_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        if let Some(rest) = line.strip_prefix("agent-orchestrator gateway listening on http://") {
-            break rest.split_whitespace().next().unwrap().to_owned();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("the gateway exited before printing its address"))
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("agent-orchestrator gateway listening on http://")
+            {
+                break rest.split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        Served {
+            child,
+            lines,
+            addr,
+            dir,
         }
-    };
-    let key = std::fs::read_to_string(dir.path().join("demo-agent.key")).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (status, body) = runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .post(format!("http://{addr}/v1/chat/completions"))
-            .bearer_auth(key.trim())
-            .json(&json!({"model": "auto", "messages": [{"role": "user", "content": "hello"}]}))
-            .send()
-            .await
+    }
+
+    /// Sends one chat completion with the demo agent's key; returns the status and the body.
+    fn chat(&self) -> (u16, Value) {
+        let key = std::fs::read_to_string(self.dir.path().join("demo-agent.key")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap();
-        (
-            response.status().as_u16(),
-            response.json::<Value>().await.unwrap(),
-        )
-    });
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("http://{}/v1/chat/completions", self.addr))
+                .bearer_auth(key.trim())
+                .json(&json!({"model": "auto", "messages": [{"role": "user", "content": "hello"}]}))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        })
+    }
+
+    /// Starts the gateway and has it answer one call, which costs one audit entry.
+    fn after_one_call() -> Self {
+        let served = Served::start();
+        let (status, body) = served.chat();
+        assert_eq!(status, 200, "{body}");
+        served
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly and
+    /// what it printed after its address.
+    fn sigterm(&mut self) -> (ExitStatus, Vec<String>) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let exit = self.child.wait().unwrap();
+        let rest = self.lines.by_ref().map_while(Result::ok).collect();
+        (exit, rest)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // Already gone when the test sent SIGTERM and waited; otherwise it must not outlive us.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_answers_a_chat_completion_from_the_simulated_backend() {
+    let served = Served::start();
+    let (status, body) = served.chat();
     assert_eq!(status, 200, "{body}");
     assert!(body["model"].as_str().unwrap().contains("simulated"));
+}
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let exit = child.wait().unwrap();
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let mut served = Served::after_one_call();
+    let (exit, rest) = served.sigterm();
     assert!(exit.success(), "the gateway exits cleanly on SIGTERM");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(
         rest.iter()
             .any(|l| l.contains("gateway stopped; every cost and audit entry is written")),
         "{rest:?}"
     );
+}
 
-    // The spend is in the database after the restart-free shutdown.
+#[test]
+fn the_spend_is_in_the_database_after_sigterm() {
+    let mut served = Served::after_one_call();
+    let (exit, _) = served.sigterm();
+    assert!(exit.success(), "the gateway exits cleanly on SIGTERM");
     let out = ao(
         &[
             "approvals",
             "--db",
-            path_str(&dir.path().join("ao.db")),
+            path_str(&served.dir.path().join("ao.db")),
             "verify-log",
         ],
         &[],

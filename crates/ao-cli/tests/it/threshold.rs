@@ -1,30 +1,175 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::LazyLock;
 
 use nostr::secp256k1::{Message, Secp256k1, XOnlyPublicKey, schnorr};
 use nostr::{Event, JsonUtil, Keys, ToBech32};
+use tempfile::TempDir;
 
 use crate::{ao, path_str, stderr, stdout};
 
 const PASS: (&str, &str) = ("AO_PASSPHRASE", "correct horse battery staple");
 
+/// A 2-of-3 group made by `ao keygen`, and what the command printed.
+struct Group {
+    dir: TempDir,
+    stdout: String,
+}
+
+impl Group {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn pubkey(&self) -> String {
+        group_json(self.path())["group_pubkey"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// A directory for a fixture that lives as long as the test binary. A static is never dropped,
+/// so it stays behind when the process ends: it is made under Cargo's per-target tmp directory,
+/// which `cargo clean` removes, not in the system's.
+fn fixture_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("ao-cli-threshold-fixture-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// One keygen ceremony for the whole test binary: sealing three shares with Argon2id is slow.
+/// Tests only read these files; a test that writes works on its own [`copy_of`] them.
+static GROUP: LazyLock<Group> = LazyLock::new(|| {
+    let dir = fixture_dir();
+    let out = keygen(dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    Group {
+        dir,
+        stdout: stdout(&out),
+    }
+});
+
+/// The message [`SIGNATURE`] signs.
+fn message() -> String {
+    "ab".repeat(32)
+}
+
+/// [`message`], signed by shares 1 and 3 of [`GROUP`].
+static SIGNATURE: LazyLock<String> = LazyLock::new(|| {
+    let out = sign(GROUP.path(), &[1, 3], &message());
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+});
+
+/// A copy of [`GROUP`] after `ao refresh` over all three shares, with the pre-refresh share 1
+/// kept beside them as `stale.json`.
+struct Refreshed {
+    dir: TempDir,
+    before: serde_json::Value,
+    after: serde_json::Value,
+}
+
+impl Refreshed {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn pubkey(&self) -> &str {
+        self.after["group_pubkey"].as_str().unwrap()
+    }
+}
+
+static REFRESHED: LazyLock<Refreshed> = LazyLock::new(|| {
+    let dir = copy_of(GROUP.path(), fixture_dir());
+    let d = dir.path();
+    std::fs::copy(share(d, 1), d.join("stale.json")).unwrap();
+    let out = ao(
+        &[
+            "refresh",
+            "--group",
+            path_str(&d.join("group.json")),
+            "--share",
+            path_str(&share(d, 1)),
+            "--share",
+            path_str(&share(d, 2)),
+            "--share",
+            path_str(&share(d, 3)),
+        ],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    Refreshed {
+        before: group_json(GROUP.path()),
+        after: group_json(d),
+        dir,
+    }
+});
+
+/// Runs `ao keygen` for a 2-of-3 group into `out_dir`.
+fn keygen(out_dir: &Path) -> Output {
+    ao(
+        &[
+            "keygen",
+            "--threshold",
+            "2",
+            "--total",
+            "3",
+            "--out",
+            path_str(out_dir),
+        ],
+        &[PASS],
+    )
+}
+
+/// Copies the group file and the share files in `from` into `to`.
+fn copy_of(from: &Path, to: TempDir) -> TempDir {
+    std::fs::copy(from.join("group.json"), to.path().join("group.json")).unwrap();
+    for i in 1..=3 {
+        std::fs::copy(share(from, i), share(to.path(), i)).unwrap();
+    }
+    to
+}
+
+fn share(dir: &Path, i: u16) -> PathBuf {
+    dir.join(format!("share-{i}.json"))
+}
+
 fn group_json(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("group.json")).unwrap()).unwrap()
 }
 
-fn sign(dir: &Path, shares: &[u16], message: &str) -> std::process::Output {
+/// Runs `ao sign` with the group in `dir`, the share files `shares`, then `rest`.
+fn sign_with(dir: &Path, shares: &[PathBuf], rest: &[&str], envs: &[(&str, &str)]) -> Output {
     let group = dir.join("group.json");
-    let mut args = vec![
-        "sign".to_string(),
-        "--group".into(),
-        path_str(&group).into(),
-    ];
-    for i in shares {
-        args.push("--share".into());
-        args.push(path_str(&dir.join(format!("share-{i}.json"))).into());
+    let mut args = vec!["sign", "--group", path_str(&group)];
+    for share in shares {
+        args.extend(["--share", path_str(share)]);
     }
-    args.extend(["--message-hex".into(), message.into()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ao(&args, &[PASS])
+    args.extend_from_slice(rest);
+    ao(&args, envs)
+}
+
+/// Signs `message` with the shares numbered `shares` in `dir`.
+fn sign(dir: &Path, shares: &[u16], message: &str) -> Output {
+    let shares: Vec<PathBuf> = shares.iter().map(|&i| share(dir, i)).collect();
+    sign_with(dir, &shares, &["--message-hex", message], &[PASS])
+}
+
+fn verify(pubkey: &str, message: &str, signature: &str) -> Output {
+    ao(
+        &[
+            "verify",
+            "--pubkey",
+            pubkey,
+            "--message-hex",
+            message,
+            "--signature",
+            signature,
+        ],
+        &[],
+    )
 }
 
 fn independently_valid(pubkey: &str, message: &str, signature: &str) -> bool {
@@ -37,116 +182,99 @@ fn independently_valid(pubkey: &str, message: &str, signature: &str) -> bool {
 }
 
 #[test]
-fn keygen_sign_verify_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("agent");
-    let out = ao(
-        &[
-            "keygen",
-            "--threshold",
-            "2",
-            "--total",
-            "3",
-            "--out",
-            path_str(&out_dir),
-        ],
-        &[PASS],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("npub1"));
-    let group = group_json(&out_dir);
-    let pubkey = group["group_pubkey"].as_str().unwrap().to_owned();
-    assert_eq!(pubkey.len(), 64);
+fn keygen_writes_a_two_of_three_group_file() {
+    let group = group_json(GROUP.path());
+    assert_eq!(GROUP.pubkey().len(), 64);
     assert_eq!(group["threshold"], 2);
     assert_eq!(group["total"], 3);
     assert_eq!(group["signer_pubkeys"].as_array().unwrap().len(), 3);
     assert!(group["npub"].as_str().unwrap().starts_with("npub1"));
+}
+
+#[test]
+fn keygen_prints_the_group_npub() {
+    assert!(GROUP.stdout.contains("npub1"), "{}", GROUP.stdout);
+    let npub = group_json(GROUP.path())["npub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(GROUP.stdout.contains(&npub), "{}", GROUP.stdout);
+}
+
+#[test]
+fn keygen_seals_every_share_with_argon2id() {
     for i in 1..=3 {
-        let share = std::fs::read_to_string(out_dir.join(format!("share-{i}.json"))).unwrap();
+        let share = std::fs::read_to_string(share(GROUP.path(), i)).unwrap();
         assert!(share.contains("\"ciphertext\"") && share.contains("argon2id"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(out_dir.join(format!("share-{i}.json")))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o077, 0, "share files are private");
-        }
     }
+}
 
-    let message = "ab".repeat(32);
-    let out = sign(&out_dir, &[1, 3], &message);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let signature = stdout(&out).trim().to_owned();
-    assert_eq!(signature.len(), 128);
-    assert!(independently_valid(&pubkey, &message, &signature));
+#[cfg(unix)]
+#[test]
+fn share_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    for i in 1..=3 {
+        let mode = std::fs::metadata(share(GROUP.path(), i))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "share files are private");
+    }
+}
 
-    let out = ao(
-        &[
-            "verify",
-            "--pubkey",
-            &pubkey,
-            "--message-hex",
-            &message,
-            "--signature",
-            &signature,
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(stdout(&out).trim(), "valid");
-    let other = "cd".repeat(32);
-    let out = ao(
-        &[
-            "verify",
-            "--pubkey",
-            &pubkey,
-            "--message-hex",
-            &other,
-            "--signature",
-            &signature,
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stdout(&out).trim(), "invalid");
-
-    // Refuses to overwrite.
-    let out = ao(
-        &[
-            "keygen",
-            "--threshold",
-            "2",
-            "--total",
-            "3",
-            "--out",
-            path_str(&out_dir),
-        ],
-        &[PASS],
-    );
+#[test]
+fn keygen_never_overwrites_an_existing_group() {
+    let dir = copy_of(GROUP.path(), tempfile::tempdir().unwrap());
+    let out = keygen(dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
-    assert_eq!(group_json(&out_dir)["group_pubkey"], pubkey.as_str());
+    assert_eq!(
+        group_json(dir.path())["group_pubkey"],
+        GROUP.pubkey().as_str()
+    );
+    for i in 1..=3 {
+        assert_eq!(
+            std::fs::read(share(dir.path(), i)).unwrap(),
+            std::fs::read(share(GROUP.path(), i)).unwrap(),
+            "share {i} is untouched"
+        );
+    }
+}
 
-    // One share is not enough; a wrong passphrase opens nothing.
-    let out = sign(&out_dir, &[2], &message);
+#[test]
+fn two_of_three_shares_sign_a_message_libsecp256k1_verifies() {
+    assert_eq!(SIGNATURE.len(), 128);
+    assert!(independently_valid(&GROUP.pubkey(), &message(), &SIGNATURE));
+}
+
+#[test]
+fn verify_accepts_the_group_signature() {
+    let out = verify(&GROUP.pubkey(), &message(), &SIGNATURE);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out).trim(), "valid");
+}
+
+#[test]
+fn verify_rejects_the_signature_over_another_message() {
+    let out = verify(&GROUP.pubkey(), &"cd".repeat(32), &SIGNATURE);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out).trim(), "invalid");
+}
+
+#[test]
+fn one_share_alone_cannot_sign() {
+    let out = sign(GROUP.path(), &[2], &message());
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("needs 2 to sign"), "{}", stderr(&out));
-    let group = out_dir.join("group.json");
-    let share = out_dir.join("share-1.json");
-    let out = ao(
-        &[
-            "sign",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&share),
-            "--share",
-            path_str(&out_dir.join("share-2.json")),
-            "--message-hex",
-            &message,
-        ],
+}
+
+#[test]
+fn a_wrong_passphrase_opens_no_share() {
+    let d = GROUP.path();
+    let out = sign_with(
+        d,
+        &[share(d, 1), share(d, 2)],
+        &["--message-hex", &message()],
         &[("AO_PASSPHRASE", "wrong")],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -155,43 +283,31 @@ fn keygen_sign_verify_round_trip() {
         "{}",
         stderr(&out)
     );
+}
 
-    // Without a passphrase and without a terminal, it says so.
-    let out = ao(
-        &[
-            "sign",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&share),
-            "--message-hex",
-            &message,
-        ],
-        &[],
-    );
+#[test]
+fn without_a_passphrase_or_a_terminal_sign_says_to_set_one() {
+    let d = GROUP.path();
+    let out = sign_with(d, &[share(d, 1)], &["--message-hex", &message()], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("no passphrase: set AO_PASSPHRASE"),
         "{}",
         stderr(&out)
     );
+}
 
-    // A truncated share file is a clear error.
-    let text = std::fs::read_to_string(&share).unwrap();
+#[test]
+fn a_truncated_share_file_is_a_clear_error() {
+    let d = GROUP.path();
+    let text = std::fs::read_to_string(share(d, 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("cut.json");
     std::fs::write(&cut, &text[..text.len() / 3]).unwrap();
-    let out = ao(
-        &[
-            "sign",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&cut),
-            "--share",
-            path_str(&share),
-            "--message-hex",
-            &message,
-        ],
+    let out = sign_with(
+        d,
+        &[cut, share(d, 1)],
+        &["--message-hex", &message()],
         &[PASS],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -200,19 +316,12 @@ fn keygen_sign_verify_round_trip() {
         "{}",
         stderr(&out)
     );
+}
 
-    let out = ao(
-        &[
-            "sign",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&share),
-            "--message-hex",
-            "xyz",
-        ],
-        &[PASS],
-    );
+#[test]
+fn a_message_that_is_not_64_hex_characters_is_refused() {
+    let d = GROUP.path();
+    let out = sign_with(d, &[share(d, 1)], &["--message-hex", "xyz"], &[PASS]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("--message-hex must be 64 hex characters"),
@@ -275,67 +384,31 @@ fn an_imported_nsec_keeps_its_npub_and_signs_events() {
 }
 
 #[test]
-fn refresh_and_repair_over_the_same_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let out = ao(
-        &[
-            "keygen",
-            "--threshold",
-            "2",
-            "--total",
-            "3",
-            "--out",
-            path_str(d),
-        ],
-        &[PASS],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let before = group_json(d);
-    let old_share_1 = std::fs::read_to_string(d.join("share-1.json")).unwrap();
-    let group = d.join("group.json");
-    let share = |i: u16| d.join(format!("share-{i}.json"));
-    let out = ao(
-        &[
-            "refresh",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&share(1)),
-            "--share",
-            path_str(&share(2)),
-            "--share",
-            path_str(&share(3)),
-        ],
-        &[PASS],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let after = group_json(d);
+fn refresh_keeps_the_group_key_and_replaces_the_signer_keys() {
+    let (before, after) = (&REFRESHED.before, &REFRESHED.after);
     assert_eq!(after["group_pubkey"], before["group_pubkey"]);
     assert_ne!(after["signer_pubkeys"], before["signer_pubkeys"]);
+}
+
+#[test]
+fn refreshed_shares_sign_for_the_unchanged_group_key() {
     let message = "11".repeat(32);
-    let out = sign(d, &[1, 2], &message);
+    let out = sign(REFRESHED.path(), &[1, 2], &message);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(independently_valid(
-        after["group_pubkey"].as_str().unwrap(),
+        REFRESHED.pubkey(),
         &message,
         stdout(&out).trim()
     ));
-    // The pre-refresh share no longer signs with the group.
-    let stale = d.join("stale.json");
-    std::fs::write(&stale, old_share_1).unwrap();
-    let out = ao(
-        &[
-            "sign",
-            "--group",
-            path_str(&group),
-            "--share",
-            path_str(&stale),
-            "--share",
-            path_str(&share(2)),
-            "--message-hex",
-            &message,
-        ],
+}
+
+#[test]
+fn a_share_from_before_a_refresh_no_longer_signs() {
+    let d = REFRESHED.path();
+    let out = sign_with(
+        d,
+        &[d.join("stale.json"), share(d, 2)],
+        &["--message-hex", &"11".repeat(32)],
         &[PASS],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -344,30 +417,35 @@ fn refresh_and_repair_over_the_same_files() {
         "{}",
         stderr(&out)
     );
+}
 
-    // Lose share 3, repair it from 1 and 2.
-    std::fs::remove_file(share(3)).unwrap();
+#[test]
+fn a_lost_share_repaired_from_two_others_signs_again() {
+    let dir = copy_of(REFRESHED.path(), tempfile::tempdir().unwrap());
+    let d = dir.path();
+    std::fs::remove_file(share(d, 3)).unwrap();
     let out = ao(
         &[
             "repair",
             "--group",
-            path_str(&group),
+            path_str(&d.join("group.json")),
             "--share",
-            path_str(&share(1)),
+            path_str(&share(d, 1)),
             "--share",
-            path_str(&share(2)),
+            path_str(&share(d, 2)),
             "--index",
             "3",
             "--out",
-            path_str(&share(3)),
+            path_str(&share(d, 3)),
         ],
         &[PASS],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    let message = "11".repeat(32);
     let out = sign(d, &[3, 1], &message);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(independently_valid(
-        after["group_pubkey"].as_str().unwrap(),
+        REFRESHED.pubkey(),
         &message,
         stdout(&out).trim()
     ));

@@ -356,67 +356,160 @@ fn coordinator(level: AutonomyLevel) -> Arc<SolverAgentCoordinator> {
     ))
 }
 
+/// A semi-autonomous `sisyphus` behind the cost, approval and audit hooks.
+struct ApprovalFlow {
+    tracker: Arc<CostTracker>,
+    coordinator: Arc<SolverAgentCoordinator>,
+    audit: Arc<MemoryAuditLog>,
+    hooks: HookManager,
+    runs: AtomicUsize,
+}
+
+impl ApprovalFlow {
+    fn new() -> Self {
+        let tracker = tracker(100_000);
+        let coordinator = coordinator(AutonomyLevel::SemiAutonomous);
+        let audit = Arc::new(MemoryAuditLog::new());
+        let mut hooks = HookManager::new();
+        hooks.register(cost_hook(&tracker));
+        hooks.register(ApprovalHook::new(coordinator.clone()));
+        hooks.register(AuditHook::new(audit.clone()));
+        ApprovalFlow {
+            tracker,
+            coordinator,
+            audit,
+            hooks,
+            runs: AtomicUsize::new(0),
+        }
+    }
+
+    async fn run(
+        &self,
+        call: ToolCall,
+        usage: Option<TokenUsage>,
+    ) -> (HookResult, Option<ToolOutput>) {
+        run(&self.hooks, call, usage, &self.runs).await
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// A 500-sat search: under the approval threshold.
+    async fn cheap_search(&self) -> HookResult {
+        self.run(call("sisyphus", "search").with_cost_estimate(500), None)
+            .await
+            .0
+    }
+
+    /// A 5,000-sat purchase, which needs approval; returns the request it filed.
+    async fn purchase_needing_approval(&self) -> String {
+        let (result, _) = self
+            .run(
+                call("sisyphus", "purchase_skill").with_cost_estimate(5_000),
+                None,
+            )
+            .await;
+        let HookResult::NeedsApproval { request_id } = result else {
+            panic!("expected NeedsApproval, got {result:?}")
+        };
+        request_id
+    }
+
+    /// The purchase again, carrying the approval `request_id`.
+    async fn retry(
+        &self,
+        request_id: &str,
+        usage: Option<TokenUsage>,
+    ) -> (HookResult, Option<ToolOutput>) {
+        let retry = call("sisyphus", "purchase_skill")
+            .with_cost_estimate(5_000)
+            .with_approval(request_id.to_owned());
+        self.run(retry, usage).await
+    }
+
+    /// Another tool, carrying the purchase's approval `request_id`.
+    async fn other_tool(&self, request_id: &str) -> HookResult {
+        let other = call("sisyphus", "delete_everything")
+            .with_cost_estimate(5_000)
+            .with_approval(request_id.to_owned());
+        self.run(other, None).await.0
+    }
+}
+
 #[tokio::test]
-async fn a_call_needing_approval_stops_and_goes_ahead_once_approved() {
-    let tracker = tracker(100_000);
-    let coordinator = coordinator(AutonomyLevel::SemiAutonomous);
-    let audit = Arc::new(MemoryAuditLog::new());
-    let mut hooks = HookManager::new();
-    hooks.register(cost_hook(&tracker));
-    hooks.register(ApprovalHook::new(coordinator.clone()));
-    hooks.register(AuditHook::new(audit.clone()));
-    let runs = AtomicUsize::new(0);
+async fn a_call_under_the_approval_threshold_goes_ahead() {
+    let flow = ApprovalFlow::new();
+    assert_eq!(flow.cheap_search().await, HookResult::Continue);
+    assert_eq!(flow.runs(), 1);
+}
 
-    let (cheap, _) = run(
-        &hooks,
-        call("sisyphus", "search").with_cost_estimate(500),
-        None,
-        &runs,
-    )
-    .await;
-    assert_eq!(cheap, HookResult::Continue);
-
-    let (result, _) = run(
-        &hooks,
-        call("sisyphus", "purchase_skill").with_cost_estimate(5_000),
-        None,
-        &runs,
-    )
-    .await;
-    let HookResult::NeedsApproval { request_id } = result else {
-        panic!("expected NeedsApproval, got {result:?}")
-    };
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
-    assert_eq!(tracker.outstanding_reservations("sisyphus").unwrap(), 0);
-    let pending = coordinator.list_pending();
+#[tokio::test]
+async fn a_costly_call_files_a_request_and_neither_runs_nor_reserves() {
+    let flow = ApprovalFlow::new();
+    let request_id = flow.purchase_needing_approval().await;
+    assert_eq!(flow.runs(), 0);
+    assert_eq!(
+        flow.tracker.outstanding_reservations("sisyphus").unwrap(),
+        0
+    );
+    let pending = flow.coordinator.list_pending();
     assert_eq!(pending[0].request_id, request_id);
     assert_eq!(pending[0].cost_estimate_sats, 5_000);
+}
 
-    // Retrying before the decision is refused; so is using the approval for another tool.
-    let retry = || {
-        call("sisyphus", "purchase_skill")
-            .with_cost_estimate(5_000)
-            .with_approval(request_id.clone())
-    };
-    assert!(run(&hooks, retry(), None, &runs).await.0.is_blocked());
-    coordinator.approve(&request_id).unwrap();
-    let other = call("sisyphus", "delete_everything")
-        .with_cost_estimate(5_000)
-        .with_approval(request_id.clone());
-    assert!(run(&hooks, other, None, &runs).await.0.is_blocked());
-    let (result, output) = run(
-        &hooks,
-        retry(),
-        Some(TokenUsage::new(100_000, 100_000)),
-        &runs,
-    )
-    .await;
+#[tokio::test]
+async fn retrying_before_the_decision_is_blocked() {
+    let flow = ApprovalFlow::new();
+    let request_id = flow.purchase_needing_approval().await;
+    assert!(flow.retry(&request_id, None).await.0.is_blocked());
+    assert_eq!(flow.runs(), 0);
+}
+
+#[tokio::test]
+async fn an_approval_does_not_cover_another_tool() {
+    let flow = ApprovalFlow::new();
+    let request_id = flow.purchase_needing_approval().await;
+    flow.coordinator.approve(&request_id).unwrap();
+    assert!(flow.other_tool(&request_id).await.is_blocked());
+    assert_eq!(flow.runs(), 0);
+}
+
+#[tokio::test]
+async fn once_approved_the_retry_goes_ahead_and_is_charged() {
+    let flow = ApprovalFlow::new();
+    let request_id = flow.purchase_needing_approval().await;
+    flow.coordinator.approve(&request_id).unwrap();
+    let (result, output) = flow
+        .retry(&request_id, Some(TokenUsage::new(100_000, 100_000)))
+        .await;
     assert_eq!(result, HookResult::Continue);
     assert_eq!(output.unwrap().cost_sats, Some(1_800));
-    // An approval allows one call.
-    assert!(run(&hooks, retry(), None, &runs).await.0.is_blocked());
+}
 
-    let entries = audit.entries(1, usize::MAX).unwrap();
+#[tokio::test]
+async fn an_approval_allows_one_call() {
+    let flow = ApprovalFlow::new();
+    let request_id = flow.purchase_needing_approval().await;
+    flow.coordinator.approve(&request_id).unwrap();
+    assert_eq!(flow.retry(&request_id, None).await.0, HookResult::Continue);
+    assert!(flow.retry(&request_id, None).await.0.is_blocked());
+}
+
+#[tokio::test]
+async fn the_audit_log_records_every_step_of_an_approval() {
+    let flow = ApprovalFlow::new();
+    assert_eq!(flow.cheap_search().await, HookResult::Continue);
+    let request_id = flow.purchase_needing_approval().await;
+    // Refused attempts before and after the decision do not use the approval up.
+    assert!(flow.retry(&request_id, None).await.0.is_blocked());
+    flow.coordinator.approve(&request_id).unwrap();
+    assert!(flow.other_tool(&request_id).await.is_blocked());
+    let usage = Some(TokenUsage::new(100_000, 100_000));
+    assert_eq!(flow.retry(&request_id, usage).await.0, HookResult::Continue);
+    assert!(flow.retry(&request_id, None).await.0.is_blocked());
+
+    let entries = flow.audit.entries(1, usize::MAX).unwrap();
     let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
@@ -433,7 +526,7 @@ async fn a_call_needing_approval_stops_and_goes_ahead_once_approved() {
     assert_eq!(completed["cost_sats"], 1_800);
     assert_eq!(completed["tool"], "purchase_skill");
     assert_eq!(entries[4].agent, "sisyphus");
-    assert_eq!(audit.verify().unwrap(), Ok(6));
+    assert_eq!(flow.audit.verify().unwrap(), Ok(6));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
