@@ -15,6 +15,8 @@ use ao_sim::{Behavior, SimServer};
 use ao_types::TokenUsage;
 use futures_util::StreamExt;
 
+mod estimate;
+
 fn request() -> ChatRequest {
     ChatRequest::new(vec![ChatMessage::new("user", "Say hello.")]).with_max_tokens(64)
 }
