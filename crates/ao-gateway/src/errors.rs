@@ -3,7 +3,7 @@
 use ao_approvals::ApprovalError;
 use ao_budget::BudgetError;
 use ao_orchestrator::OrchestratorError;
-use ao_routing::http::BackendError;
+use ao_routing::http::{BackendError, EstimateError};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +51,16 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> 
             Value::Null,
         ),
         OrchestratorError::Budget(budget) => budget_error(budget, &message, now),
+        OrchestratorError::BadRequest(cause) => api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            match cause {
+                EstimateError::BadChoices { .. } => "invalid_n",
+                _ => "unpriceable_content",
+            },
+            &format!("{message}: {cause}"),
+            Value::Null,
+        ),
         OrchestratorError::NeedsApproval { request_id } => api_error(
             StatusCode::FORBIDDEN,
             "approval_required",

@@ -2,9 +2,13 @@
 //! estimate the call at the dearest backend it may fall back to, reserve that against its
 //! budgets, then ask for (or use) an approval where its autonomy requires one.
 
+use std::collections::HashMap;
+
 use ao_approvals::{ApprovalError, ApprovalStatus, SolverAgentCoordinator};
-use ao_routing::BackendConfig;
-use ao_routing::http::ChatRequest;
+use ao_routing::http::{
+    ChatRequest, DEFAULT_IMAGE_TOKENS, DEFAULT_MAX_CHOICES, choices, estimate_input,
+};
+use ao_routing::{BackendConfig, BackendProvider};
 use ao_types::{TokenUsage, utc_day_start};
 
 use crate::error::OrchestratorError;
@@ -13,6 +17,37 @@ use crate::settlement::ReservationGuard;
 
 /// The approval action a chat completion is filed under.
 pub(crate) const COMPLETION_ACTION: &str = "chat.completion";
+
+/// How requests are estimated and what they may ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRules {
+    /// The output tokens assumed for a request that sets no limit (the request sent is capped
+    /// at it).
+    pub default_max_tokens: u64,
+    /// The most choices (`n`) a request may ask for; each is reserved.
+    pub max_choices: u64,
+    /// The tokens one image costs on each backend; [`DEFAULT_IMAGE_TOKENS`] where unset.
+    pub image_tokens: HashMap<BackendProvider, u64>,
+}
+
+impl Default for RequestRules {
+    fn default() -> Self {
+        Self {
+            default_max_tokens: 1_024,
+            max_choices: DEFAULT_MAX_CHOICES,
+            image_tokens: HashMap::new(),
+        }
+    }
+}
+
+impl RequestRules {
+    fn image_tokens(&self, provider: BackendProvider) -> u64 {
+        self.image_tokens
+            .get(&provider)
+            .copied()
+            .unwrap_or(DEFAULT_IMAGE_TOKENS)
+    }
+}
 
 /// What admission produced: the reservation, the chain to try, and the request as it will be
 /// sent.
@@ -39,12 +74,19 @@ impl Orchestrator {
                     agent: agent.to_owned(),
                 })?;
         let chain = self.live_chain(agent)?;
-        let (request, estimate) = self.capped(request);
-        // Priced at the dearest backend the call may fall back to.
-        let estimate_sats = chain
+        let (request, estimates) = self.capped(request, &chain)?;
+        // Priced at the dearest backend the call may fall back to, and held in tokens at the
+        // largest count.
+        let (estimate, estimate_sats) = estimates
             .iter()
-            .map(|b| b.calculate_cost(estimate.input_tokens, estimate.output_tokens))
-            .max()
+            .zip(&chain)
+            .map(|(usage, b)| {
+                (
+                    *usage,
+                    b.calculate_cost(usage.input_tokens, usage.output_tokens),
+                )
+            })
+            .max_by_key(|(usage, sats)| (*sats, usage.total()))
             .ok_or_else(|| OrchestratorError::NoLiveBackend {
                 agent: agent.to_owned(),
             })?;
@@ -54,8 +96,14 @@ impl Orchestrator {
             inner
                 .tracker
                 .reserve_with_tokens(agent, session, estimate_sats, estimate.total())?;
-        let mut guard =
-            ReservationGuard::new(self.clone(), agent, id, estimate, estimate_sats, now);
+        let mut guard = ReservationGuard::new(
+            self.clone(),
+            agent,
+            session,
+            id,
+            (estimate, estimate_sats),
+            now,
+        );
         guard.set_approval(self.approve(coordinator, estimate_sats, options).await?);
         Ok(Admitted {
             guard,
@@ -83,35 +131,31 @@ impl Orchestrator {
         Ok(chain)
     }
 
-    /// The request as it will be sent, and its estimate. Its output is capped at what the
-    /// estimate assumes, so it cannot cost more than was reserved (and approved) by asking for
-    /// no limit.
-    fn capped(&self, request: &ChatRequest) -> (ChatRequest, TokenUsage) {
+    /// The request as it will be sent, and its estimate on each backend of `chain`: an upper
+    /// bound on what that backend can bill (see `ao_routing::http::estimate_input`). Its output
+    /// is capped at what the estimate assumes, so it cannot cost more than was reserved (and
+    /// approved) by asking for no limit; every choice (`n`) is counted.
+    fn capped(
+        &self,
+        request: &ChatRequest,
+        chain: &[BackendConfig],
+    ) -> Result<(ChatRequest, Vec<TokenUsage>), OrchestratorError> {
+        let rules = &self.inner().requests;
         let mut request = request.clone();
-        let output_limit = request
-            .output_limit()
-            .unwrap_or(self.inner().default_max_tokens);
+        let output_limit = request.output_limit().unwrap_or(rules.default_max_tokens);
         if request.max_completion_tokens.is_some() {
             request.max_completion_tokens = Some(output_limit);
         }
         if request.max_tokens.is_some() || request.max_completion_tokens.is_none() {
             request.max_tokens = Some(output_limit);
         }
-        let choices = request
-            .extra
-            .get("n")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(1)
-            .max(1);
-        let extra_tokens = serde_json::to_string(&request.extra)
-            .map_or(0, |text| ao_routing::http::estimate_tokens(&text));
-        let estimate = TokenUsage::new(
-            request
-                .estimated_input_tokens()
-                .saturating_add(extra_tokens),
-            output_limit.saturating_mul(choices),
-        );
-        (request, estimate)
+        let output = output_limit.saturating_mul(choices(&request, rules.max_choices)?);
+        let input = estimate_input(&request)?;
+        let estimates = chain
+            .iter()
+            .map(|b| TokenUsage::new(input.tokens(rules.image_tokens(b.provider)), output))
+            .collect();
+        Ok((request, estimates))
     }
 
     /// Decides whether the call may go ahead without, with a presented, or with a new approval.

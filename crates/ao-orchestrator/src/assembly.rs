@@ -13,12 +13,10 @@ use ao_routing::http::{BackendPool, ClientOptions, OpenAiBackend};
 use ao_routing::{BackendConfig, MultiBackendRouter};
 use ao_store::SqliteStore;
 
+use crate::admission::RequestRules;
 use crate::config::{AgentEntry, BackendEntry, Config};
 use crate::error::SetupError;
 use crate::orchestrator::{Orchestrator, OrchestratorParts};
-
-/// The output tokens assumed for a request that sets no limit.
-const DEFAULT_MAX_TOKENS: u64 = 1_024;
 
 impl Orchestrator {
     /// An orchestrator as `config` describes it: the SQLite database under the data directory
@@ -45,7 +43,7 @@ impl Orchestrator {
             agents: coordinators,
             audit: Arc::new(store.clone()),
             approval_wait: Duration::from_secs(config.approvals.wait_secs),
-            default_max_tokens: DEFAULT_MAX_TOKENS,
+            requests: request_rules(config),
             clock,
             hooks: None,
         });
@@ -112,6 +110,19 @@ fn backends(config: &Config) -> Result<(MultiBackendRouter, BackendPool), SetupE
         router = router.add_backend(backend);
     }
     Ok((router, pool))
+}
+
+/// How requests are estimated: the configured limits and each backend's image price.
+fn request_rules(config: &Config) -> RequestRules {
+    RequestRules {
+        default_max_tokens: config.requests.default_max_tokens,
+        max_choices: config.requests.max_choices,
+        image_tokens: config
+            .backends
+            .iter()
+            .filter_map(|b| b.image_tokens.map(|t| (*b.provider.get_ref(), t)))
+            .collect(),
+    }
 }
 
 /// How a backend's client waits and retries.

@@ -73,9 +73,15 @@ pub struct BackendEntry {
     /// Seconds before a reply (or a silent stream) times out. Default 120.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
-    /// Retries after a 429, a 5xx, a timeout or a connection failure. Default 2.
+    /// Retries after a 429, a 5xx, a timeout or a connection failure. Default 2. A retry after
+    /// an attempt the provider may have billed goes ahead only if the budget covers it.
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// The input tokens one image costs on this backend. Default 4,000, above OpenAI's
+    /// high-detail price for GPT-4o and the GPT-4.1 and o-series models; set it higher for
+    /// models that price images higher (GPT-4o mini counts an image as up to about 48,000).
+    #[serde(default)]
+    pub image_tokens: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -116,6 +122,35 @@ pub struct AgentEntry {
     /// The SHA-256 (hex) of the agent's gateway bearer key; see `ao keys`.
     #[serde(default)]
     pub api_key_sha256: Option<Spanned<String>>,
+}
+
+/// What requests may ask for, and how they are estimated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsSection {
+    /// The output tokens assumed (and asked for) when a request sets no limit. Default 1024.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u64,
+    /// The most choices (`n`) a request may ask for. Default 8.
+    #[serde(default = "default_max_choices")]
+    pub max_choices: u64,
+}
+
+fn default_max_tokens() -> u64 {
+    1_024
+}
+
+fn default_max_choices() -> u64 {
+    ao_routing::http::DEFAULT_MAX_CHOICES
+}
+
+impl Default for RequestsSection {
+    fn default() -> Self {
+        Self {
+            default_max_tokens: default_max_tokens(),
+            max_choices: default_max_choices(),
+        }
+    }
 }
 
 /// Approval settings.
@@ -229,6 +264,9 @@ pub struct Config {
     /// Approval settings.
     #[serde(default)]
     pub approvals: ApprovalsSection,
+    /// What requests may ask for.
+    #[serde(default)]
+    pub requests: RequestsSection,
     /// The gateway.
     #[serde(default)]
     pub server: ServerSection,

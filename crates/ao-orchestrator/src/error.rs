@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use ao_approvals::{ApprovalError, ApprovalStatus};
 use ao_budget::BudgetError;
-use ao_routing::http::{BackendError, FallbackError};
+use ao_routing::http::{BackendError, EstimateError, FallbackError};
 use ao_routing::{BackendProvider, RoutingError};
 use ao_store::StoreError;
 use ao_types::ClockError;
@@ -17,6 +17,10 @@ pub enum OrchestratorError {
         /// The agent named.
         agent: String,
     },
+    /// The request cannot be estimated (a part that cannot be priced, a bad `n`), so it cannot
+    /// be sent; nothing was reserved.
+    #[error("the request cannot be priced before the call")]
+    BadRequest(#[source] EstimateError),
     /// No backend can serve the agent.
     #[error(transparent)]
     Routing(#[from] RoutingError),
@@ -132,6 +136,12 @@ pub enum SetupError {
         #[source]
         source: BudgetError,
     },
+}
+
+impl From<EstimateError> for OrchestratorError {
+    fn from(error: EstimateError) -> Self {
+        OrchestratorError::BadRequest(error)
+    }
 }
 
 impl From<BudgetError> for OrchestratorError {

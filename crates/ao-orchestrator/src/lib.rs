@@ -30,8 +30,10 @@ mod orchestrator;
 mod settlement;
 mod streaming;
 
+pub use admission::RequestRules;
 pub use config::{
-    AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, ServerSection,
+    AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, RequestsSection,
+    ServerSection,
 };
 pub use error::{OrchestratorError, SetupError};
 pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts};

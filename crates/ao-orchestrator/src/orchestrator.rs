@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ao_approvals::SolverAgentCoordinator;
@@ -12,13 +13,13 @@ use ao_budget::CostTracker;
 use ao_hooks::{
     ApprovalHook, AuditHook, CostTrackingHook, HookManager, HookResult, ToolCall, ToolOutput,
 };
-use ao_routing::http::{BackendPool, ChatRequest, ChatResponse, FallbackError};
+use ao_routing::http::{Answered, BackendPool, ChatRequest, ChatResponse, FallbackError};
 use ao_routing::{BackendConfig, BackendProvider, MultiBackendRouter};
 use ao_types::SharedClock;
 
-use crate::admission::Admitted;
+use crate::admission::{Admitted, RequestRules};
 use crate::error::OrchestratorError;
-use crate::settlement::{Metered, Outcome, Pending};
+use crate::settlement::{BudgetGate, Metered, Outcome, Pending};
 use crate::streaming::CompletionStream;
 
 /// The parts an [`Orchestrator`] is built from.
@@ -35,8 +36,8 @@ pub struct OrchestratorParts {
     pub audit: Arc<dyn AuditLog>,
     /// How long a call waits for an approval decision before answering "needs approval".
     pub approval_wait: Duration,
-    /// The output tokens assumed for a request without a limit, to estimate its cost.
-    pub default_max_tokens: u64,
+    /// How requests are estimated and what they may ask for.
+    pub requests: RequestRules,
     /// The clock (the tracker's, normally).
     pub clock: SharedClock,
     /// The hooks tool calls go through; `None` for the three built-in ones (audit, cost tracking,
@@ -79,7 +80,9 @@ pub(crate) struct Inner {
     pub(crate) audit: Arc<dyn AuditLog>,
     pub(crate) hooks: HookManager,
     pub(crate) approval_wait: Duration,
-    pub(crate) default_max_tokens: u64,
+    pub(crate) requests: RequestRules,
+    /// Sats charged beyond what was reserved, since the start.
+    pub(crate) overage_sats: AtomicU64,
     pub(crate) clock: SharedClock,
     pub(crate) pending: Arc<Pending>,
 }
@@ -120,7 +123,8 @@ impl Orchestrator {
                 audit: parts.audit,
                 hooks,
                 approval_wait: parts.approval_wait,
-                default_max_tokens: parts.default_max_tokens,
+                requests: parts.requests,
+                overage_sats: AtomicU64::new(0),
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
             }),
@@ -172,6 +176,12 @@ impl Orchestrator {
         &self.inner.clock
     }
 
+    /// Sats charged beyond what was reserved for the calls that incurred them, since the start:
+    /// a provider that bills more than the estimate bounded.
+    pub fn overage_sats(&self) -> u64 {
+        self.inner.overage_sats.load(Ordering::Relaxed)
+    }
+
     /// Background writes not yet finished.
     pub fn pending_writes(&self) -> usize {
         self.inner.pending.count()
@@ -201,15 +211,22 @@ impl Orchestrator {
         options: CallOptions,
     ) -> Result<Completion, OrchestratorError> {
         let pool = Arc::clone(&self.inner.pool);
-        let (mut admitted, provider, response) = self
-            .dispatch(agent, &request, &options, async |chain, request| {
-                pool.complete(chain, request).await
+        let (mut admitted, answered) = self
+            .dispatch(agent, &request, &options, async |chain, request, gate| {
+                pool.complete(chain, request, gate).await
             })
             .await?;
+        let billed_failures = answered.billed_failures();
+        let Answered {
+            provider,
+            value: response,
+            ..
+        } = answered;
         let outcome = Outcome::Completed(Metered::Reported(response.usage));
-        let settlement = admitted
-            .guard
-            .settle(&admitted.chain, provider, outcome, None);
+        let settlement =
+            admitted
+                .guard
+                .settle(&admitted.chain, provider, outcome, billed_failures, None);
         let cost_sats = settlement.cost_sats();
         self.record(settlement, options.background_persistence)
             .await;
@@ -231,22 +248,22 @@ impl Orchestrator {
         options: CallOptions,
     ) -> Result<CompletionStream, OrchestratorError> {
         let pool = Arc::clone(&self.inner.pool);
-        let (admitted, provider, stream) = self
-            .dispatch(agent, &request, &options, async |chain, request| {
-                pool.stream(chain, request).await
+        let (admitted, answered) = self
+            .dispatch(agent, &request, &options, async |chain, request, gate| {
+                pool.stream(chain, request, gate).await
             })
             .await?;
         Ok(CompletionStream::new(
             self.clone(),
             agent,
-            provider,
-            stream,
+            answered,
             admitted,
         ))
     }
 
-    /// The path every completion shares: admit the call, send it along the chain with `send`,
-    /// and, when no backend answers, settle or release it and say why.
+    /// The path every completion shares: admit the call, send it along the chain with `send`
+    /// (which asks the budget before each retry), and, when no backend answers, settle or
+    /// release it and say why.
     async fn dispatch<T>(
         &self,
         agent: &str,
@@ -255,15 +272,17 @@ impl Orchestrator {
         send: impl AsyncFnOnce(
             &[&BackendConfig],
             &ChatRequest,
-        ) -> Result<(BackendProvider, T), FallbackError>,
-    ) -> Result<(Admitted, BackendProvider, T), OrchestratorError> {
+            &BudgetGate,
+        ) -> Result<Answered<T>, FallbackError>,
+    ) -> Result<(Admitted, Answered<T>), OrchestratorError> {
         let mut admitted = self.admit(agent, request, options).await?;
         let chain: Vec<&BackendConfig> = admitted.chain.iter().collect();
         if let Some(first) = chain.first() {
             admitted.guard.dispatched(first.provider);
         }
-        match send(&chain, &admitted.request).await {
-            Ok((provider, answer)) => Ok((admitted, provider, answer)),
+        let gate = admitted.guard.gate();
+        match send(&chain, &admitted.request, &gate).await {
+            Ok(answered) => Ok((admitted, answered)),
             Err(fallback) => {
                 let settlement = admitted.guard.fail(&admitted.chain, &fallback);
                 self.record(settlement, options.background_persistence)

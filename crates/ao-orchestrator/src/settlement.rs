@@ -5,15 +5,16 @@
 //! ledger write and the audit entry follow on a blocking thread, counted in [`Pending`] so that
 //! [`Orchestrator::drain`] can wait for them.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ao_audit::AuditEvent;
 use ao_budget::{CostRecord, MAX_STORED_AMOUNT, ReservationId};
 use ao_routing::BackendConfig;
 use ao_routing::BackendProvider;
-use ao_routing::http::{BackendError, FallbackError};
+use ao_routing::http::{AttemptGate, FallbackError};
 use ao_types::TokenUsage;
+use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -44,7 +45,8 @@ impl Metered {
     }
 }
 
-/// How a call ended, and so what its reservation becomes.
+/// How a call ended, and so what its reservations become. What is charged when is the table in
+/// `docs/CHARGES.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// The backend answered (a stream ran to its end).
@@ -53,13 +55,12 @@ pub(crate) enum Outcome {
     CutOff(Metered),
     /// The client dropped a stream before its end.
     Dropped(Metered),
-    /// The caller went away while a backend was working: charged the estimate.
-    Cancelled(TokenUsage),
-    /// No backend answered, but the last one may have been paid (a malformed reply): charged
-    /// the estimate.
-    FailedCharged(TokenUsage),
-    /// No backend answered and none did any work: the reservation is released.
-    FailedReleased,
+    /// The caller went away while a backend was working: every attempt reserved is charged its
+    /// estimate.
+    Cancelled,
+    /// No backend answered: each attempt that may have been billed is charged its estimate; with
+    /// none, the reservations are released.
+    Failed,
 }
 
 impl Outcome {
@@ -69,19 +70,8 @@ impl Outcome {
             Outcome::Completed(_) => "completed",
             Outcome::CutOff(_) => "cut off",
             Outcome::Dropped(_) => "dropped",
-            Outcome::Cancelled(_) => "cancelled",
-            Outcome::FailedCharged(_) | Outcome::FailedReleased => "failed",
-        }
-    }
-
-    /// The usage charged, and whether it is an estimate.
-    fn charged(self) -> (TokenUsage, bool) {
-        match self {
-            Outcome::Completed(m) | Outcome::CutOff(m) | Outcome::Dropped(m) => {
-                (m.usage(), m.is_estimated())
-            }
-            Outcome::Cancelled(usage) | Outcome::FailedCharged(usage) => (usage, true),
-            Outcome::FailedReleased => (TokenUsage::default(), false),
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "failed",
         }
     }
 }
@@ -126,23 +116,36 @@ pub(crate) struct Settlement {
     agent: String,
     /// `None` once released: nothing is charged.
     reservation: Option<ReservationId>,
+    /// Reservations made for retries; released once the charge is counted.
+    extra: Vec<ReservationId>,
     provider: BackendProvider,
     outcome: Outcome,
+    /// The tokens charged, and whether they are (partly) estimated.
+    usage: TokenUsage,
+    estimated: bool,
     cost_sats: u64,
+    /// What was reserved for the call, all attempts together.
+    reserved_sats: u64,
     estimate_sats: u64,
+    /// Failed attempts before the answer (or in all) that the providers may have billed.
+    billed_failures: u32,
     /// When the call was admitted: the record's time if the clock cannot be read at settlement.
     admitted_at: u64,
     approval_id: Option<String>,
     error: Option<String>,
 }
 
-/// A call's reservation. Every path out of a call settles or releases it: dropped before the
-/// request may have reached a backend, it is released; dropped after (the caller went away while
-/// a backend was working), it is settled at the estimate, since the backend may have been paid.
+/// A call's reservations. Every path out of a call settles or releases them: dropped before the
+/// request may have reached a backend, they are released; dropped after (the caller went away
+/// while a backend was working), every attempt reserved is charged its estimate, since each may
+/// have been billed.
 pub(crate) struct ReservationGuard {
     orchestrator: Orchestrator,
     agent: String,
+    session_start: u64,
     id: Option<ReservationId>,
+    /// One more reservation of the estimate for each retry the budget allowed.
+    extra: Arc<Mutex<Vec<ReservationId>>>,
     estimate: TokenUsage,
     estimate_sats: u64,
     admitted_at: u64,
@@ -152,21 +155,24 @@ pub(crate) struct ReservationGuard {
 }
 
 impl ReservationGuard {
-    /// A guard over reservation `id`, made at `admitted_at` for `estimate` (priced `estimate_sats`).
+    /// A guard over reservation `id` of `agent`'s session `session_start`, made at `admitted_at`
+    /// for `estimate` (priced `estimate_sats`).
     pub(crate) fn new(
         orchestrator: Orchestrator,
         agent: &str,
+        session_start: u64,
         id: ReservationId,
-        estimate: TokenUsage,
-        estimate_sats: u64,
+        estimate: (TokenUsage, u64),
         admitted_at: u64,
     ) -> Self {
         Self {
             orchestrator,
             agent: agent.to_owned(),
+            session_start,
             id: Some(id),
-            estimate,
-            estimate_sats,
+            extra: Arc::new(Mutex::new(Vec::new())),
+            estimate: estimate.0,
+            estimate_sats: estimate.1,
             admitted_at,
             approval_id: None,
             dispatched_to: None,
@@ -183,9 +189,13 @@ impl ReservationGuard {
         self.approval_id.as_ref()
     }
 
-    /// The reservation, while it is held.
-    pub(crate) fn reservation(&self) -> Option<ReservationId> {
-        self.id
+    /// Every reservation still held.
+    pub(crate) fn reservations(&self) -> Vec<ReservationId> {
+        let mut all: Vec<ReservationId> = self.id.into_iter().collect();
+        if let Ok(extra) = self.extra.lock() {
+            all.extend(extra.iter().copied());
+        }
+        all
     }
 
     /// The tokens the reservation was estimated at.
@@ -198,72 +208,127 @@ impl ReservationGuard {
         self.dispatched_to = Some(provider);
     }
 
-    /// Releases the reservation: nothing was spent.
-    fn release(&mut self) {
-        if let Some(id) = self.id.take()
-            && let Err(error) = self.orchestrator.inner().tracker.release(id)
-        {
-            tracing::warn!(%error, "could not release a reservation");
+    /// The gate the backend pool asks before a retry: it reserves another full estimate, so that
+    /// no attempt is made that the budget does not cover.
+    pub(crate) fn gate(&self) -> BudgetGate {
+        BudgetGate {
+            orchestrator: self.orchestrator.clone(),
+            agent: self.agent.clone(),
+            session_start: self.session_start,
+            estimate: self.estimate,
+            estimate_sats: self.estimate_sats,
+            extra: Arc::clone(&self.extra),
         }
     }
 
-    /// The settlement of this call, taking the reservation out of the guard. The cost is the
-    /// metered usage at `chain`'s price for `provider`; a backend without a price there is charged
-    /// the estimate instead, never nothing.
+    fn take_extra(&self) -> Vec<ReservationId> {
+        self.extra
+            .lock()
+            .map(|mut extra| std::mem::take(&mut *extra))
+            .unwrap_or_default()
+    }
+
+    /// Releases every reservation: nothing was spent.
+    fn release(&mut self) {
+        let tracker = &self.orchestrator.inner().tracker;
+        for id in self.id.take().into_iter().chain(self.take_extra()) {
+            if let Err(error) = tracker.release(id) {
+                tracing::warn!(%error, "could not release a reservation");
+            }
+        }
+    }
+
+    /// The settlement of this call, taking its reservations out of the guard, as the table in
+    /// `docs/CHARGES.md` says. A metered usage is priced at `chain`'s price for `provider`; a
+    /// backend without a price there is charged the estimate instead, never nothing.
     pub(crate) fn settle(
         &mut self,
         chain: &[BackendConfig],
         provider: BackendProvider,
         outcome: Outcome,
+        billed_failures: u32,
         error: Option<String>,
     ) -> Settlement {
-        let (usage, _) = outcome.charged();
-        let (cost_sats, error) = match outcome {
-            Outcome::FailedReleased => {
+        let held = 1 + u64::try_from(self.extra.lock().map_or(0, |e| e.len())).unwrap_or(0);
+        let each = |n: u64| {
+            (
+                TokenUsage::new(
+                    self.estimate.input_tokens.saturating_mul(n),
+                    self.estimate.output_tokens.saturating_mul(n),
+                ),
+                self.estimate_sats.saturating_mul(n),
+            )
+        };
+        let (failed_usage, failed_cost) = each(u64::from(billed_failures));
+        let mut error = error;
+        let (usage, estimated, cost_sats) = match outcome {
+            Outcome::Failed if billed_failures == 0 => {
                 self.release();
-                (0, error)
+                (TokenUsage::default(), false, 0)
             }
-            Outcome::Cancelled(_) | Outcome::FailedCharged(_) => (self.estimate_sats, error),
-            Outcome::Completed(_) | Outcome::CutOff(_) | Outcome::Dropped(_) => {
-                match price(chain, provider, usage) {
-                    Ok(cost) => (cost, error),
-                    Err(unpriced) => {
-                        tracing::error!(%unpriced, "charging the estimate instead");
-                        (self.estimate_sats, Some(unpriced.to_string()))
-                    }
-                }
+            Outcome::Failed => (failed_usage, true, failed_cost),
+            Outcome::Cancelled => {
+                let (usage, cost) = each(held);
+                (usage, true, cost)
+            }
+            Outcome::Completed(m) | Outcome::CutOff(m) | Outcome::Dropped(m) => {
+                let cost = price(chain, provider, m.usage()).unwrap_or_else(|unpriced| {
+                    tracing::error!(%unpriced, "charging the estimate instead");
+                    error = Some(unpriced.to_string());
+                    self.estimate_sats
+                });
+                (
+                    add_usage(m.usage(), failed_usage),
+                    m.is_estimated() || billed_failures > 0,
+                    cost.saturating_add(failed_cost),
+                )
             }
         };
         Settlement {
             agent: self.agent.clone(),
             reservation: self.id.take(),
+            extra: self.take_extra(),
             provider,
             outcome,
+            usage,
+            estimated,
             cost_sats,
+            reserved_sats: self.estimate_sats.saturating_mul(held),
             estimate_sats: self.estimate_sats,
+            billed_failures,
             admitted_at: self.admitted_at,
             approval_id: self.approval_id.clone(),
             error,
         }
     }
 
-    /// The settlement of a call no backend answered: charged the estimate if the last backend
-    /// may have been paid (a malformed reply), released otherwise.
+    /// The settlement of a call no backend answered: each attempt that may have been billed is
+    /// charged the estimate; with none, the reservations are released.
     pub(crate) fn fail(&mut self, chain: &[BackendConfig], fallback: &FallbackError) -> Settlement {
-        let paid = fallback
+        let provider = fallback
             .attempts
-            .last()
-            .filter(|a| matches!(a.error, BackendError::Malformed { .. }))
-            .map(|a| a.provider);
-        let (provider, outcome) = match paid {
-            Some(provider) => (provider, Outcome::FailedCharged(self.estimate)),
-            None => (
-                chain.first().map_or(BackendProvider::Local, |b| b.provider),
-                Outcome::FailedReleased,
-            ),
-        };
-        self.settle(chain, provider, outcome, Some(fallback.to_string()))
+            .iter()
+            .rev()
+            .find(|a| a.may_have_billed())
+            .or(fallback.attempts.last())
+            .map(|a| a.provider)
+            .or_else(|| chain.first().map(|b| b.provider))
+            .unwrap_or(BackendProvider::Local);
+        self.settle(
+            chain,
+            provider,
+            Outcome::Failed,
+            fallback.billed_attempts(),
+            Some(fallback.to_string()),
+        )
     }
+}
+
+fn add_usage(a: TokenUsage, b: TokenUsage) -> TokenUsage {
+    TokenUsage::new(
+        a.input_tokens.saturating_add(b.input_tokens),
+        a.output_tokens.saturating_add(b.output_tokens),
+    )
 }
 
 impl Drop for ReservationGuard {
@@ -277,12 +342,50 @@ impl Drop for ReservationGuard {
                 let settlement = self.settle(
                     &[],
                     provider,
-                    Outcome::Cancelled(self.estimate),
+                    Outcome::Cancelled,
+                    0,
                     Some("the caller went away while a backend was working".into()),
                 );
                 self.orchestrator.record_in_background(settlement);
             }
         }
+    }
+}
+
+/// Reserves another full estimate before each retry: a retry goes ahead only when the budget
+/// covers it, beside every attempt so far that may have been billed.
+pub(crate) struct BudgetGate {
+    orchestrator: Orchestrator,
+    agent: String,
+    session_start: u64,
+    estimate: TokenUsage,
+    estimate_sats: u64,
+    extra: Arc<Mutex<Vec<ReservationId>>>,
+}
+
+#[async_trait]
+impl AttemptGate for BudgetGate {
+    async fn allow_another(&self, billed: u32) -> bool {
+        let tracker = &self.orchestrator.inner().tracker;
+        let Ok(mut extra) = self.extra.lock() else {
+            return false;
+        };
+        // The first reservation and the extras must cover every billed attempt and the next.
+        while extra.len() < usize::try_from(billed).unwrap_or(usize::MAX) {
+            match tracker.reserve_with_tokens(
+                &self.agent,
+                self.session_start,
+                self.estimate_sats,
+                self.estimate.total(),
+            ) {
+                Ok(id) => extra.push(id),
+                Err(error) => {
+                    tracing::info!(agent = self.agent, %error, "no budget for another attempt");
+                    return false;
+                }
+            }
+        }
+        true
     }
 }
 
@@ -308,15 +411,36 @@ struct CompletionAudit<'a> {
     cost_sats: u64,
     estimate_sats: u64,
     estimated_usage: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    billed_failed_attempts: u32,
+    #[serde(skip_serializing_if = "is_zero_sats")]
+    overage_sats: u64,
     approval_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_sats(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Settlement {
     /// The cost recorded.
     pub(crate) fn cost_sats(&self) -> u64 {
         self.cost_sats
+    }
+
+    /// What the call cost beyond what was reserved for it: a provider billed more than the
+    /// estimate bounded.
+    fn overage_sats(&self) -> u64 {
+        if self.reservation.is_none() {
+            return 0;
+        }
+        self.cost_sats.saturating_sub(self.reserved_sats)
     }
 }
 
@@ -333,7 +457,16 @@ impl Orchestrator {
             tracing::error!(%error, "clock unreadable at settlement; dating the cost at admission");
             s.admitted_at
         });
-        let (usage, estimated) = s.outcome.charged();
+        let (usage, estimated) = (s.usage, s.estimated);
+        let overage = s.overage_sats();
+        if overage > 0 {
+            inner.overage_sats.fetch_add(overage, Ordering::Relaxed);
+            tracing::warn!(
+                agent = s.agent,
+                overage,
+                "a provider billed more than was reserved"
+            );
+        }
         let counted = s.reservation.map(|id| {
             let record = CostRecord {
                 agent_name: s.agent.clone(),
@@ -345,6 +478,12 @@ impl Orchestrator {
             };
             tracker.settle_counted(id, record)
         });
+        // Counted first, released second: the budget never shows less than was spent.
+        for id in &s.extra {
+            if let Err(error) = tracker.release(*id) {
+                tracing::warn!(%error, "could not release a retry's reservation");
+            }
+        }
         pending.start();
         move || {
             match counted {
@@ -366,6 +505,8 @@ impl Orchestrator {
                 cost_sats: s.cost_sats,
                 estimate_sats: s.estimate_sats,
                 estimated_usage: estimated,
+                billed_failed_attempts: s.billed_failures,
+                overage_sats: overage,
                 approval_id: s.approval_id.as_deref(),
                 error: s.error,
             };

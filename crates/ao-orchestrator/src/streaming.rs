@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ao_budget::ReservationId;
 use ao_routing::BackendProvider;
-use ao_routing::http::{Attempt, ChatStream, FallbackError, StreamChunk};
+use ao_routing::http::{Answered, ChatStream, FallbackError, StreamChunk};
 use ao_types::TokenUsage;
 use futures_util::{Stream, StreamExt};
 
@@ -41,10 +43,12 @@ pub struct CompletionStream {
     provider: BackendProvider,
     inner: ChatStream,
     admitted: Option<Admitted>,
+    billed_failures: u32,
     text_bytes: usize,
     usage: Option<TokenUsage>,
     finished: bool,
-    renewed: Instant,
+    /// Keeps the lease renewer going: it stops once this is dropped.
+    _renewing: Arc<()>,
 }
 
 impl fmt::Debug for CompletionStream {
@@ -58,24 +62,30 @@ impl fmt::Debug for CompletionStream {
 }
 
 impl CompletionStream {
-    /// A stream from `provider`, admitted as `admitted`.
+    /// A stream from the backend that answered, admitted as `admitted`.
     pub(crate) fn new(
         orchestrator: Orchestrator,
         agent: &str,
-        provider: BackendProvider,
-        inner: ChatStream,
+        answered: Answered<ChatStream>,
         admitted: Admitted,
     ) -> Self {
+        let renewing = Arc::new(());
+        renew_while_held(
+            &orchestrator,
+            admitted.guard.reservations(),
+            Arc::downgrade(&renewing),
+        );
         Self {
             orchestrator,
             agent: agent.to_owned(),
-            provider,
-            inner,
+            provider: answered.provider,
+            billed_failures: answered.billed_failures(),
+            inner: answered.value,
             admitted: Some(admitted),
             text_bytes: 0,
             usage: None,
             finished: false,
-            renewed: Instant::now(),
+            _renewing: renewing,
         }
     }
 
@@ -84,31 +94,14 @@ impl CompletionStream {
         self.provider
     }
 
-    /// Keeps the reservation counted while a long stream runs.
-    fn renew(&mut self) {
-        if self.renewed.elapsed() < RENEW_EVERY {
-            return;
-        }
-        self.renewed = Instant::now();
-        if let Some(id) = self.admitted.as_ref().and_then(|a| a.guard.reservation())
-            && let Err(error) = self.orchestrator.inner().tracker.renew(id)
-        {
-            tracing::warn!(%error, "could not renew a stream's reservation");
-        }
-    }
-
-    /// What the stream has used so far: the reported usage, or else an estimate (the prompt's
-    /// estimated tokens, and one token per four bytes of text received). Once a backend has
-    /// started answering, the prompt was processed: spent tokens are never recorded as zero.
+    /// What the stream is charged for: the usage the backend reported, or else the whole
+    /// reserved estimate. A stream that ends without a report (cut off, dropped, or a backend
+    /// that never reports) may have been billed in full: the provider goes on generating after
+    /// the client stops reading.
     fn metered(&self, estimate: TokenUsage) -> Metered {
         match self.usage {
             Some(usage) => Metered::Reported(usage),
-            None => Metered::Estimated(TokenUsage::new(
-                estimate.input_tokens,
-                u64::try_from(self.text_bytes)
-                    .unwrap_or(u64::MAX)
-                    .div_ceil(4),
-            )),
+            None => Metered::Estimated(estimate),
         }
     }
 
@@ -121,10 +114,13 @@ impl CompletionStream {
     ) -> Option<(Metered, u64)> {
         let mut admitted = self.admitted.take()?;
         let metered = self.metered(admitted.guard.estimate());
-        let settlement =
-            admitted
-                .guard
-                .settle(&admitted.chain, self.provider, outcome(metered), error);
+        let settlement = admitted.guard.settle(
+            &admitted.chain,
+            self.provider,
+            outcome(metered),
+            self.billed_failures,
+            error,
+        );
         let cost = settlement.cost_sats();
         self.orchestrator.record_in_background(settlement);
         Some((metered, cost))
@@ -145,16 +141,15 @@ impl Stream for CompletionStream {
                 if chunk.usage.is_some() {
                     self.usage = chunk.usage;
                 }
-                self.renew();
                 Poll::Ready(Some(Ok(StreamEvent::Chunk(chunk))))
             }
             Poll::Ready(Some(Err(error))) => {
                 self.finished = true;
                 self.settle(Outcome::CutOff, Some(error.to_string()));
                 let provider = self.provider;
-                Poll::Ready(Some(Err(OrchestratorError::Backend(FallbackError {
-                    attempts: vec![Attempt { provider, error }],
-                }))))
+                Poll::Ready(Some(Err(OrchestratorError::Backend(
+                    FallbackError::single(provider, error),
+                ))))
             }
             Poll::Ready(None) => {
                 self.finished = true;
@@ -174,4 +169,30 @@ impl Drop for CompletionStream {
             Some("the client went away before the end".into()),
         );
     }
+}
+
+/// Renews `reservations` every [`RENEW_EVERY`] while `alive` can be upgraded: a stream's lease
+/// never lapses while its upstream connection is open, even if its client stops reading.
+fn renew_while_held(
+    orchestrator: &Orchestrator,
+    reservations: Vec<ReservationId>,
+    alive: Weak<()>,
+) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let tracker = Arc::clone(&orchestrator.inner().tracker);
+    drop(handle.spawn(async move {
+        loop {
+            tokio::time::sleep(RENEW_EVERY).await;
+            if alive.upgrade().is_none() {
+                return;
+            }
+            for id in &reservations {
+                if let Err(error) = tracker.renew(*id) {
+                    tracing::warn!(%error, "could not renew a stream's reservation");
+                }
+            }
+        }
+    }));
 }

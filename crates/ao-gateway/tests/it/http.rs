@@ -325,7 +325,8 @@ async fn bad_input_gets_clear_4xx_and_costs_nothing() {
     assert_eq!(post(&client, &url, Some(ORACLE_KEY), &known).await.0, 200);
     assert_eq!(codex.requests(), 1);
 
-    // A backend that hangs times out: 504, and the reservation is released.
+    // A backend that hangs times out: 504. The request reached it, so every attempt is charged
+    // its estimate (the provider may have billed it), and nothing stays reserved.
     codex.set_default(Behavior::Hang(Duration::from_secs(10)));
     openai.set_default(Behavior::Hang(Duration::from_secs(10)));
     let (status, body, _) = post(&client, &url, Some(ORACLE_KEY), &chat(10)).await;
@@ -333,10 +334,23 @@ async fn bad_input_gets_clear_4xx_and_costs_nothing() {
     let (gateway, _) = gw.stop().await;
     let tracker = gateway.orchestrator().tracker();
     assert_eq!(tracker.outstanding_reservations("oracle").unwrap(), 0);
+    let entries = gateway
+        .orchestrator()
+        .audit()
+        .entries(1, usize::MAX)
+        .unwrap();
+    let failed = entries.last().unwrap().detail_json().unwrap();
+    assert_eq!(failed["outcome"], "failed");
+    let attempts = failed["billed_failed_attempts"].as_u64().unwrap();
+    assert!(attempts >= 1, "{failed}");
+    assert_eq!(
+        failed["cost_sats"].as_u64().unwrap(),
+        attempts * failed["estimate_sats"].as_u64().unwrap()
+    );
     assert_eq!(
         tracker.daily_total("oracle"),
-        1,
-        "only the one answered call was charged"
+        1 + failed["cost_sats"].as_u64().unwrap(),
+        "the answered call, and every attempt that timed out"
     );
 }
 

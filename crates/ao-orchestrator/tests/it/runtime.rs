@@ -121,16 +121,22 @@ async fn a_failing_first_backend_falls_back_and_is_priced_at_the_second() {
     let done = o.complete("oracle", hello(100)).await.unwrap();
     assert_eq!(done.backend, BackendProvider::Codex);
     assert_eq!(done.response.content, "from codex");
-    // Codex prices: 2,000 × 3 + 1,000 × 15 = 21,000 msats = 21 sats.
-    assert_eq!(done.cost_sats, 21);
     assert_eq!(openai.requests(), 2, "one try and one retry");
+    // Codex prices: 2,000 × 3 + 1,000 × 15 = 21,000 msats = 21 sats; and the two 500s reached
+    // OpenAI, which may have billed them: each is charged the estimate.
+    o.drain().await;
+    let audit = store.entries(1, usize::MAX).unwrap();
+    let detail = audit.last().unwrap().detail_json().unwrap();
+    assert_eq!(detail["billed_failed_attempts"], 2);
+    let estimate = detail["estimate_sats"].as_u64().unwrap();
+    assert_eq!(done.cost_sats, 21 + 2 * estimate);
     let rows = store.load_agent_range("oracle", 0, u64::MAX).unwrap();
     assert_eq!(rows[0].backend, BackendProvider::Codex);
-    assert_eq!(rows[0].cost_sats, 21);
+    assert_eq!(rows[0].cost_sats, done.cost_sats);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_releases_the_reservation() {
+async fn a_timeout_is_charged_the_estimate_of_every_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let (openai, codex) = servers().await;
     openai.set_default(Behavior::Hang(Duration::from_secs(30)));
@@ -147,9 +153,21 @@ async fn a_timeout_releases_the_reservation() {
             .all(|a| matches!(a.error, BackendError::Timeout { .. })),
         "{err}"
     );
-    assert_eq!(o.tracker().daily_total("oracle"), 0);
+    // Each request reached its backend, which may have billed it whatever came back.
+    o.drain().await;
+    let attempts = u64::from(fallback.billed_attempts());
+    assert_eq!(attempts, fallback.attempts.len() as u64);
+    let detail = store
+        .entries(1, usize::MAX)
+        .unwrap()
+        .last()
+        .unwrap()
+        .detail_json()
+        .unwrap();
+    let estimate = detail["estimate_sats"].as_u64().unwrap();
+    assert_eq!(o.tracker().daily_total("oracle"), attempts * estimate);
     assert_eq!(o.tracker().outstanding_reservations("oracle").unwrap(), 0);
-    assert!(store.load_range(0, u64::MAX).unwrap().is_empty());
+    assert_eq!(store.load_range(0, u64::MAX).unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,11 +442,20 @@ async fn the_request_sent_cannot_ask_for_more_than_was_reserved() {
     .await
     .unwrap();
     assert_eq!(openai.last_request().unwrap()["max_tokens"], 1_024);
-    // Twenty choices of 4,000 tokens at 15 sats per 1,000 are 1,200 sats: over `poor`'s 10.
+    // Eight choices of 100 tokens at 15 sats per 1,000 are 12 sats: over `poor`'s 10.
     let mut many = hello(100);
-    many.extra.insert("n".into(), serde_json::json!(20));
+    many.extra.insert("n".into(), serde_json::json!(8));
     let budget = o.complete("poor", many).await.unwrap_err();
     assert!(matches!(budget, OrchestratorError::Budget(_)), "{budget}");
+    // Past the configured maximum of choices, the request is refused before anything else.
+    let mut too_many = hello(100);
+    too_many.extra.insert("n".into(), serde_json::json!(20));
+    let refused = o.complete("oracle", too_many).await.unwrap_err();
+    assert!(
+        matches!(refused, OrchestratorError::BadRequest(_)),
+        "{refused}"
+    );
+    assert_eq!(o.tracker().outstanding_reservations("oracle").unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

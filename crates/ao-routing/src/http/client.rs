@@ -45,6 +45,39 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Sends `request` and returns the reply as a stream of chunks; the usage comes on the final
     /// chunk.
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, BackendError>;
+
+    /// How often, and after how long, a failed attempt is tried again. Each of `complete` and
+    /// `stream` is one attempt: [`BackendPool`](super::BackendPool) retries, so that the budget
+    /// can decide before every retry. Default: no retries.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+    }
+}
+
+/// How a backend's failed attempts are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryPolicy {
+    /// Retries after a retryable failure (unreachable, timeout, 429, 5xx).
+    pub max_retries: u32,
+    /// The first backoff; it doubles with each retry.
+    pub backoff: Duration,
+    /// The longest wait between retries, whatever `Retry-After` asks.
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// How long to wait before retry `retry` (from 0) after `error`: what a 429's `Retry-After`
+    /// asks, or the doubling backoff, at most `max_backoff`.
+    pub fn wait(&self, retry: u32, error: &BackendError) -> Duration {
+        match error {
+            BackendError::Status {
+                retry_after: Some(after),
+                ..
+            } => *after,
+            _ => self.backoff.saturating_mul(2u32.saturating_pow(retry)),
+        }
+        .min(self.max_backoff)
+    }
 }
 
 /// How an [`OpenAiBackend`] waits, retries and backs off.
@@ -204,90 +237,77 @@ impl OpenAiBackend {
         text
     }
 
+    /// What a transport error means: not connected (the request never left), timed out, or
+    /// broken after the request was sent. The URL holds no secret; the key travels in a header.
     fn classify(&self, error: &reqwest::Error) -> BackendError {
-        if error.is_timeout() {
+        let reason = self.scrub(&chain(error));
+        if error.is_connect() {
+            BackendError::Connect {
+                provider: self.provider(),
+                reason,
+            }
+        } else if error.is_timeout() {
             BackendError::Timeout {
                 provider: self.provider(),
                 after: self.options.timeout,
             }
         } else {
-            // The URL holds no secret; the key travels in a header.
-            BackendError::Connect {
+            BackendError::Interrupted {
                 provider: self.provider(),
-                reason: self.scrub(&error.to_string()),
+                reason,
             }
         }
     }
 
-    /// Sends the request, retrying what may succeed on a second try, and returns the first
-    /// successful response.
+    /// Sends the request once and returns the response, or why there is none.
     async fn send(
         &self,
         request: &ChatRequest,
         stream: bool,
     ) -> Result<reqwest::Response, BackendError> {
         let body = self.body(request, stream);
-        let mut attempt = 0u32;
-        loop {
-            let mut builder = self.client.post(&self.url).json(&body);
-            if let Some(key) = &self.api_key {
-                builder = builder.bearer_auth(key.expose());
-            }
-            if !stream {
-                builder = builder.timeout(self.options.timeout);
-            }
-            let sent = tokio::time::timeout(self.options.timeout, builder.send()).await;
-            let error = match sent {
-                Err(_) => BackendError::Timeout {
+        let mut builder = self.client.post(&self.url).json(&body);
+        if let Some(key) = &self.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        if !stream {
+            builder = builder.timeout(self.options.timeout);
+        }
+        let response = match tokio::time::timeout(self.options.timeout, builder.send()).await {
+            Err(_) => {
+                return Err(BackendError::Timeout {
                     provider: self.provider(),
                     after: self.options.timeout,
-                },
-                Ok(Err(e)) => self.classify(&e),
-                Ok(Ok(response)) if response.status().is_success() => return Ok(response),
-                Ok(Ok(response)) => {
-                    let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = response.text().await.unwrap_or_default();
-                    let message = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|v| {
-                            v.pointer("/error/message")
-                                .and_then(Value::as_str)
-                                .map(str::to_owned)
-                        })
-                        .unwrap_or(text);
-                    BackendError::Status {
-                        provider: self.provider(),
-                        status,
-                        message: self.scrub(&message),
-                        retry_after,
-                    }
-                }
-            };
-            if !error.is_retryable() || attempt >= self.options.max_retries {
-                return Err(error);
+                });
             }
-            let backoff = self
-                .options
-                .backoff
-                .saturating_mul(2u32.saturating_pow(attempt));
-            let wait = match &error {
-                BackendError::Status {
-                    retry_after: Some(after),
-                    ..
-                } => *after,
-                _ => backoff,
-            }
-            .min(self.options.max_backoff);
-            tracing::warn!(provider = %self.config.provider, attempt, ?wait, %error, "retrying backend");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+            Ok(Err(e)) => return Err(self.classify(&e)),
+            Ok(Ok(response)) => response,
+        };
+        if response.status().is_success() {
+            return Ok(response);
         }
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or(text);
+        Err(BackendError::Status {
+            provider: self.provider(),
+            status,
+            message: self.scrub(&message),
+            retry_after,
+        })
     }
 }
 
@@ -295,6 +315,14 @@ impl OpenAiBackend {
 impl Backend for OpenAiBackend {
     fn config(&self) -> &BackendConfig {
         &self.config
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.options.max_retries,
+            backoff: self.options.backoff,
+            max_backoff: self.options.max_backoff,
+        }
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, BackendError> {
@@ -405,4 +433,19 @@ async fn next_chunk(
             }
         }
     }
+}
+
+/// An error and its causes, each once, joined with ": ".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
 }

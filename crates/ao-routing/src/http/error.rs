@@ -12,6 +12,15 @@ pub enum BackendError {
         /// What failed.
         reason: String,
     },
+    /// The request was sent, and the exchange broke before a reply (the connection was reset,
+    /// say): the backend may have worked on it.
+    #[error("backend `{provider}` was sent the request but the exchange broke: {reason}")]
+    Interrupted {
+        /// The provider.
+        provider: String,
+        /// What failed.
+        reason: String,
+    },
     /// The backend did not answer in time.
     #[error("backend `{provider}` did not answer within {after:?}")]
     Timeout {
@@ -73,9 +82,29 @@ impl BackendError {
     /// limited (429) or a server error (5xx). A malformed reply or a client error (4xx) is not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            BackendError::Connect { .. } | BackendError::Timeout { .. } => true,
+            BackendError::Connect { .. }
+            | BackendError::Interrupted { .. }
+            | BackendError::Timeout { .. } => true,
             BackendError::Status { status, .. } => *status == 429 || *status >= 500,
             _ => false,
+        }
+    }
+
+    /// Whether the provider may have billed the attempt that failed this way. Once a request has
+    /// reached a provider it may have been processed (and billed) whatever came back: a timeout,
+    /// a broken exchange, a 5xx, a malformed or cut reply. Only a refusal that did no work is
+    /// free: the request never left (unreachable, no key, a bad endpoint), or the provider
+    /// refused it before processing (429, another 4xx). See `docs/CHARGES.md`.
+    pub fn may_have_billed(&self) -> bool {
+        match self {
+            BackendError::Connect { .. }
+            | BackendError::MissingApiKey { .. }
+            | BackendError::BadEndpoint { .. } => false,
+            BackendError::Status { status, .. } => *status >= 500,
+            BackendError::Interrupted { .. }
+            | BackendError::Timeout { .. }
+            | BackendError::Malformed { .. }
+            | BackendError::Truncated { .. } => true,
         }
     }
 }

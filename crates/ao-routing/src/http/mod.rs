@@ -9,10 +9,10 @@ mod pool;
 mod sse;
 
 pub use chat::{ChatMessage, ChatRequest, ChatResponse, ChatStream, StreamChunk, estimate_tokens};
-pub use client::{Backend, ClientOptions, OpenAiBackend, SecretString};
+pub use client::{Backend, ClientOptions, OpenAiBackend, RetryPolicy, SecretString};
 pub use error::BackendError;
 pub use estimate::{
     DEFAULT_IMAGE_TOKENS, DEFAULT_MAX_CHOICES, EstimateError, InputEstimate, MESSAGE_OVERHEAD,
     REQUEST_OVERHEAD, TOOL_OVERHEAD, choices, estimate_input, text_bound,
 };
-pub use pool::{Attempt, BackendPool, FallbackError};
+pub use pool::{Answered, Attempt, AttemptGate, BackendPool, FallbackError, Ungated};

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ao_types::BackendProvider;
+use async_trait::async_trait;
 
 use super::chat::{ChatRequest, ChatResponse, ChatStream};
 use super::client::Backend;
@@ -19,11 +20,60 @@ pub struct Attempt {
     pub error: BackendError,
 }
 
-/// Every backend of the chain failed, or one failed in a way another cannot fix.
+impl Attempt {
+    /// Whether the provider may have billed this attempt ([`BackendError::may_have_billed`]).
+    pub fn may_have_billed(&self) -> bool {
+        self.error.may_have_billed()
+    }
+}
+
+/// Whether another attempt may be made. The pool asks before every attempt after the first
+/// (a retry, or a fallback to the next backend), telling how many attempts so far the providers
+/// may have billed; an orchestrator answers by reserving another full estimate, or refuses.
+#[async_trait]
+pub trait AttemptGate: Send + Sync {
+    /// `true` to go ahead with another attempt, after `billed` attempts that may have been
+    /// billed.
+    async fn allow_another(&self, billed: u32) -> bool;
+}
+
+/// A gate that always lets another attempt go ahead: for callers with no budget to keep.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ungated;
+
+#[async_trait]
+impl AttemptGate for Ungated {
+    async fn allow_another(&self, _billed: u32) -> bool {
+        true
+    }
+}
+
+/// A backend's answer, with the attempts that failed before it.
+#[derive(Debug)]
+pub struct Answered<T> {
+    /// The backend that answered.
+    pub provider: BackendProvider,
+    /// Its answer.
+    pub value: T,
+    /// The attempts that failed first, in order: some may have been billed.
+    pub failed: Vec<Attempt>,
+}
+
+impl<T> Answered<T> {
+    /// The failed attempts the providers may have billed.
+    pub fn billed_failures(&self) -> u32 {
+        billed(&self.failed)
+    }
+}
+
+/// Every backend of the chain failed, one failed in a way another cannot fix, or the gate
+/// refused another attempt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct FallbackError {
     /// Each try, in order. Empty when the chain was empty.
     pub attempts: Vec<Attempt>,
+    /// Whether the walk stopped because the gate (the budget) refused another attempt.
+    pub gate_refused: bool,
 }
 
 impl fmt::Display for FallbackError {
@@ -38,15 +88,35 @@ impl fmt::Display for FallbackError {
             }
             write!(f, "{}", a.error)?;
         }
+        if self.gate_refused {
+            f.write_str("; the budget does not cover another attempt")?;
+        }
         Ok(())
     }
 }
 
 impl FallbackError {
+    /// A failure of one attempt at `provider`.
+    pub fn single(provider: BackendProvider, error: BackendError) -> Self {
+        Self {
+            attempts: vec![Attempt { provider, error }],
+            gate_refused: false,
+        }
+    }
+
     /// The last failure, which decided the outcome.
     pub fn last(&self) -> Option<&BackendError> {
         self.attempts.last().map(|a| &a.error)
     }
+
+    /// The attempts the providers may have billed.
+    pub fn billed_attempts(&self) -> u32 {
+        billed(&self.attempts)
+    }
+}
+
+fn billed(attempts: &[Attempt]) -> u32 {
+    u32::try_from(attempts.iter().filter(|a| a.may_have_billed()).count()).unwrap_or(u32::MAX)
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -167,64 +237,95 @@ impl BackendPool {
         }
     }
 
-    /// Sends `request` along `chain`: the first backend that answers wins. A failure that another
-    /// backend may not have (unreachable, timeout, 429, 5xx) moves on to the next; any other
-    /// (a bad request, a malformed reply) ends the walk.
+    /// Sends `request` along `chain`: the first backend that answers wins. A failure that may
+    /// pass (unreachable, timeout, 429, 5xx) is retried as the backend's retry policy says, then
+    /// moves on to the next backend; any other (a bad request, a malformed reply) ends the walk.
+    /// `gate` is asked before every attempt after the first.
     pub async fn complete(
         &self,
         chain: &[&BackendConfig],
         request: &ChatRequest,
-    ) -> Result<(BackendProvider, ChatResponse), FallbackError> {
-        self.walk(
-            chain,
-            |backend| async move { backend.complete(request).await },
-        )
+        gate: &dyn AttemptGate,
+    ) -> Result<Answered<ChatResponse>, FallbackError> {
+        self.walk(chain, gate, |backend| async move {
+            backend.complete(request).await
+        })
         .await
     }
 
-    /// Opens a stream along `chain`, falling back as [`complete`](BackendPool::complete) does
-    /// until a backend starts answering. Once a stream has started, it is that backend's.
+    /// Opens a stream along `chain`, retrying and falling back as
+    /// [`complete`](BackendPool::complete) does until a backend starts answering. Once a stream
+    /// has started, it is that backend's.
     pub async fn stream(
         &self,
         chain: &[&BackendConfig],
         request: &ChatRequest,
-    ) -> Result<(BackendProvider, ChatStream), FallbackError> {
-        self.walk(
-            chain,
-            |backend| async move { backend.stream(request).await },
-        )
+        gate: &dyn AttemptGate,
+    ) -> Result<Answered<ChatStream>, FallbackError> {
+        self.walk(chain, gate, |backend| async move {
+            backend.stream(request).await
+        })
         .await
     }
 
-    /// Tries `call` on each backend of `chain` in order, until one succeeds or fails in a way the
-    /// next cannot fix, recording each backend's health.
+    /// Tries `call` on each backend of `chain` in order, with its retries, until one succeeds,
+    /// one fails in a way the next cannot fix, or `gate` refuses another attempt; records each
+    /// backend's health.
     async fn walk<T, F, Fut>(
         &self,
         chain: &[&BackendConfig],
+        gate: &dyn AttemptGate,
         mut call: F,
-    ) -> Result<(BackendProvider, T), FallbackError>
+    ) -> Result<Answered<T>, FallbackError>
     where
         F: FnMut(Arc<dyn Backend>) -> Fut,
         Fut: std::future::Future<Output = Result<T, BackendError>>,
     {
-        let mut attempts = Vec::new();
+        let mut attempts: Vec<Attempt> = Vec::new();
         for backend in self.order(chain) {
             let provider = backend.config().provider;
-            match call(backend).await {
-                Ok(answer) => {
-                    self.record(provider, true);
-                    return Ok((provider, answer));
+            let policy = backend.retry_policy();
+            let mut retry = 0u32;
+            loop {
+                if !attempts.is_empty() && !gate.allow_another(billed(&attempts)).await {
+                    return Err(FallbackError {
+                        attempts,
+                        gate_refused: true,
+                    });
                 }
-                Err(error) => {
-                    let retryable = error.is_retryable();
-                    self.record(provider, !retryable);
-                    attempts.push(Attempt { provider, error });
-                    if !retryable {
-                        break;
+                let error = match call(Arc::clone(&backend)).await {
+                    Ok(value) => {
+                        self.record(provider, true);
+                        return Ok(Answered {
+                            provider,
+                            value,
+                            failed: attempts,
+                        });
                     }
+                    Err(error) => error,
+                };
+                let retryable = error.is_retryable();
+                let wait = policy.wait(retry, &error);
+                attempts.push(Attempt { provider, error });
+                if !retryable {
+                    self.record(provider, true);
+                    return Err(FallbackError {
+                        attempts,
+                        gate_refused: false,
+                    });
                 }
+                if retry >= policy.max_retries {
+                    self.record(provider, false);
+                    break;
+                }
+                tracing::warn!(%provider, retry, ?wait, "retrying backend");
+                tokio::time::sleep(wait).await;
+                retry += 1;
             }
         }
-        Err(FallbackError { attempts })
+        Err(FallbackError {
+            attempts,
+            gate_refused: false,
+        })
     }
 }

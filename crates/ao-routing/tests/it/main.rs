@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ao_routing::http::{
-    Backend, BackendError, BackendPool, ChatMessage, ChatRequest, ClientOptions, OpenAiBackend,
-    SecretString,
+    AttemptGate, Backend, BackendError, BackendPool, ChatMessage, ChatRequest, ClientOptions,
+    OpenAiBackend, SecretString, Ungated,
 };
 use ao_routing::{BackendConfig, BackendProvider};
 use ao_sim::{Behavior, SimServer};
@@ -83,6 +83,32 @@ async fn a_stream_delivers_text_and_final_usage() {
     );
 }
 
+/// A pool of one backend on `sim`, and its configuration.
+fn pool_of(sim: &SimServer) -> (BackendPool, BackendConfig) {
+    let config = BackendConfig::openai("gpt-4").with_endpoint(sim.url());
+    let pool = BackendPool::new().with_backend(Arc::new(backend(sim, config.clone())));
+    (pool, config)
+}
+
+/// A gate that allows `left` more attempts, and remembers what it was told.
+struct Allowance {
+    left: std::sync::Mutex<u32>,
+    billed_seen: std::sync::Mutex<Vec<u32>>,
+}
+
+#[async_trait::async_trait]
+impl AttemptGate for Allowance {
+    async fn allow_another(&self, billed: u32) -> bool {
+        self.billed_seen.lock().unwrap().push(billed);
+        let mut left = self.left.lock().unwrap();
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        true
+    }
+}
+
 #[tokio::test]
 async fn a_rate_limit_is_retried_after_the_time_asked() {
     let sim = SimServer::start(Behavior::reply()).await.unwrap();
@@ -90,9 +116,14 @@ async fn a_rate_limit_is_retried_after_the_time_asked() {
         status: 429,
         retry_after: Some(1),
     }]);
-    let b = backend(&sim, BackendConfig::openai("gpt-4"));
+    let (pool, config) = pool_of(&sim);
     let started = Instant::now();
-    b.complete(&request()).await.unwrap();
+    let answered = pool
+        .complete(&[&config], &request(), &Ungated)
+        .await
+        .unwrap();
+    assert_eq!(answered.failed.len(), 1);
+    assert_eq!(answered.billed_failures(), 0, "a 429 did no work");
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "Retry-After was not honoured"
@@ -108,20 +139,54 @@ async fn retries_end_and_the_error_says_what_happened() {
     })
     .await
     .unwrap();
-    let b = backend(&sim, BackendConfig::openai("gpt-4"));
-    let err = b.complete(&request()).await.unwrap_err();
+    let (pool, config) = pool_of(&sim);
+    let err = pool
+        .complete(&[&config], &request(), &Ungated)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, BackendError::Status { status: 503, .. }),
+        matches!(err.last(), Some(BackendError::Status { status: 503, .. })),
         "{err}"
     );
     assert_eq!(sim.requests(), 3, "one try and two retries");
+    assert_eq!(err.billed_attempts(), 3, "a 5xx may have been billed");
     sim.set_default(Behavior::Status {
         status: 400,
         retry_after: None,
     });
-    let err = b.complete(&request()).await.unwrap_err();
-    assert!(!err.is_retryable());
+    let err = pool
+        .complete(&[&config], &request(), &Ungated)
+        .await
+        .unwrap_err();
+    assert!(!err.last().unwrap().is_retryable());
+    assert_eq!(err.billed_attempts(), 0, "a 4xx did no work");
     assert_eq!(sim.requests(), 4, "a client error is not retried");
+}
+
+#[tokio::test]
+async fn no_retry_goes_ahead_without_the_gates_consent() {
+    let sim = SimServer::start(Behavior::Status {
+        status: 502,
+        retry_after: None,
+    })
+    .await
+    .unwrap();
+    let (pool, config) = pool_of(&sim);
+    let gate = Allowance {
+        left: std::sync::Mutex::new(1),
+        billed_seen: std::sync::Mutex::new(Vec::new()),
+    };
+    let err = pool
+        .complete(&[&config], &request(), &gate)
+        .await
+        .unwrap_err();
+    assert!(err.gate_refused);
+    assert_eq!(sim.requests(), 2, "one try, one retry the gate allowed");
+    assert_eq!(*gate.billed_seen.lock().unwrap(), vec![1, 2]);
+    assert!(
+        err.to_string()
+            .contains("the budget does not cover another attempt")
+    );
 }
 
 #[tokio::test]
@@ -144,13 +209,23 @@ async fn a_failing_backend_falls_back_to_the_next() {
         .with_cooldown(1, Duration::from_secs(60))
         .with_backend(Arc::new(backend(&broken, first.clone())))
         .with_backend(Arc::new(backend(&healthy, second.clone())));
-    let (provider, reply) = pool.complete(&[&first, &second], &request()).await.unwrap();
-    assert_eq!(provider, BackendProvider::Codex);
-    assert_eq!(reply.content, "from the second");
+    let answered = pool
+        .complete(&[&first, &second], &request(), &Ungated)
+        .await
+        .unwrap();
+    assert_eq!(answered.provider, BackendProvider::Codex);
+    assert_eq!(answered.value.content, "from the second");
+    assert_eq!(
+        answered.billed_failures(),
+        3,
+        "three 500s, each maybe billed"
+    );
     assert_eq!(broken.requests(), 3);
     // The broken backend now cools down: the next call goes straight to the second.
     assert!(pool.is_cooling(BackendProvider::OpenAI));
-    pool.complete(&[&first, &second], &request()).await.unwrap();
+    pool.complete(&[&first, &second], &request(), &Ungated)
+        .await
+        .unwrap();
     assert_eq!(broken.requests(), 3);
 }
 
@@ -226,6 +301,7 @@ async fn api_keys_stay_secret() {
     .unwrap();
     let err = unreachable.complete(&request()).await.unwrap_err();
     assert!(matches!(err, BackendError::Connect { .. }), "{err}");
+    assert!(!err.may_have_billed(), "the request never left");
     assert!(!err.to_string().contains("sk-test-secret"));
     assert!(
         OpenAiBackend::with_api_key(
