@@ -40,10 +40,8 @@ pub fn sign_event(
         })?;
     let event = unsigned
         .add_signature(signature)
-        .map_err(|e| ThresholdError::Frost(format!("the signed event does not verify: {e}")))?;
-    event
-        .verify()
-        .map_err(|e| ThresholdError::Frost(format!("the signed event does not verify: {e}")))?;
+        .map_err(ThresholdError::SignedEventInvalid)?;
+    event.verify().map_err(ThresholdError::SignedEventInvalid)?;
     Ok(event)
 }
 
