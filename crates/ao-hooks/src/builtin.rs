@@ -266,7 +266,7 @@ impl Hook for ApprovalHook {
         );
         let request_id = coordinator
             .try_request_approval(&call.tool_name, &description, cost)
-            .map_err(|(_, e)| HookError::new(e))?;
+            .map_err(HookError::new)?;
         let Some(timeout) = self.wait else {
             return Ok(HookResult::NeedsApproval { request_id });
         };
