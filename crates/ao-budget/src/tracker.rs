@@ -4,7 +4,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use ao_types::{AgentName, SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, utc_day_start};
+use ao_types::{
+    AgentName, Report, SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, utc_day_start,
+};
 
 use crate::config::{BudgetConfig, BudgetStatus, admits, percent};
 use crate::error::BudgetError;
@@ -496,7 +498,7 @@ impl CostTracker {
     pub fn check_budget(&self, agent: &str, session_start: u64) -> BudgetStatus {
         self.try_check_budget(agent, session_start)
             .unwrap_or_else(|e| {
-                tracing::error!(agent, error = %e, "budget check failed; refusing");
+                tracing::error!(agent, error = %Report::new(&e), "budget check failed; refusing");
                 BudgetStatus::DailyExceeded
             })
     }
@@ -585,7 +587,7 @@ impl CostTracker {
                     let mut pending = self.pending.lock().map_err(|_| BudgetError::Poisoned)?;
                     pending.push(record);
                     self.degraded.store(true, Ordering::Release);
-                    tracing::error!(error = %source, "cost record not durable; refusing new spend until the ledger recovers");
+                    tracing::error!(error = %Report::new(&source), "cost record not durable; refusing new spend until the ledger recovers");
                     return Err(BudgetError::NotDurable { source });
                 }
             }
@@ -707,7 +709,7 @@ fn lock(slot: &Mutex<AgentState>) -> Result<MutexGuard<'_, AgentState>, BudgetEr
 }
 
 fn fail_closed_total(agent: &str, error: &BudgetError) -> u64 {
-    tracing::error!(agent, error = %error, "budget total could not be computed; answering u64::MAX");
+    tracing::error!(agent, error = %Report::new(error), "budget total could not be computed; answering u64::MAX");
     u64::MAX
 }
 

@@ -80,6 +80,10 @@ pub enum ThresholdError {
         /// Why.
         reason: String,
     },
+    /// An agent profile describes an identity that is not valid (a key that does not parse, a
+    /// threshold configuration that does not hold).
+    #[error("invalid agent profile: the identity it describes is not valid")]
+    ProfileIdentity(#[source] ao_identity::IdentityError),
     /// A share file could not be decrypted.
     #[error("cannot open the share: wrong passphrase, or the file was corrupted or altered")]
     Decrypt,

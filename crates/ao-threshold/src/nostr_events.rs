@@ -150,6 +150,8 @@ pub fn parse_agent_profile(event: &Event) -> Result<AgentIdentity, ThresholdErro
         [[operator, ..]] => identity = identity.with_operator(operator.clone()),
         _ => return Err(bad("more than one `operator` tag".into())),
     }
-    identity.validate().map_err(|e| bad(e.to_string()))?;
+    identity
+        .validate()
+        .map_err(ThresholdError::ProfileIdentity)?;
     Ok(identity)
 }
