@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ao_audit::{AuditEvent, BrokenLink};
 use ao_identity::{AgentIdentity, DEFAULT_APPROVAL_THRESHOLD_SATS, parse_public_key};
-use ao_types::{SharedClock, SystemClock};
+use ao_types::{Report, SharedClock, SystemClock};
 use nostr::Event;
 use tokio::sync::watch;
 
@@ -219,6 +219,8 @@ impl SolverAgentCoordinator {
     /// If the store cannot take it, the request still waits in memory (it can only be decided,
     /// never approved by default) and the failure is logged; use
     /// [`try_request_approval`](SolverAgentCoordinator::try_request_approval) to get the error.
+    /// If the request cannot be filed at all (the clock or the coordinator failed), the failure is
+    /// logged and the id returned names no request: it can never be approved.
     pub fn request_approval(
         &self,
         action: &str,
@@ -227,30 +229,32 @@ impl SolverAgentCoordinator {
     ) -> String {
         match self.try_request_approval(action, description, cost_estimate_sats) {
             Ok(id) => id,
-            Err((id, error)) => {
-                tracing::error!(agent = %self.identity.name, request_id = %id, %error, "approval request not stored");
+            Err(ApprovalError::NotStored { request_id, source }) => {
+                tracing::error!(agent = %self.identity.name, %request_id, error = %Report::new(&source), "approval request not stored");
+                request_id
+            }
+            Err(error) => {
+                let id = new_request_id();
+                tracing::error!(agent = %self.identity.name, request_id = %id, error = %Report::new(&error), "approval request not filed");
                 id
             }
         }
     }
 
-    /// Files a request. On error, the id of the request (kept in memory only) comes with it.
+    /// Files a request and returns its id.
+    ///
+    /// When the store cannot save it, the request still waits in memory and the error is
+    /// [`ApprovalError::NotStored`], which carries its id. Any other error means no request was
+    /// filed.
     pub fn try_request_approval(
         &self,
         action: &str,
         description: &str,
         cost_estimate_sats: u64,
-    ) -> Result<String, (String, ApprovalError)> {
-        let fallback_id = new_request_id();
-        let now = match self.clock.now() {
-            Ok(now) => now,
-            Err(e) => return Err((fallback_id, e.into())),
-        };
-        let mut state = match self.lock() {
-            Ok(state) => state,
-            Err(e) => return Err((fallback_id, e)),
-        };
-        let mut id = fallback_id;
+    ) -> Result<String, ApprovalError> {
+        let now = self.clock.now()?;
+        let mut state = self.lock()?;
+        let mut id = new_request_id();
         while state.entries.contains_key(&id) {
             id = new_request_id();
         }
@@ -273,7 +277,10 @@ impl SolverAgentCoordinator {
         state.insert(record, now);
         match saved {
             Ok(_) => Ok(id),
-            Err(e) => Err((id, e.into())),
+            Err(source) => Err(ApprovalError::NotStored {
+                request_id: id,
+                source,
+            }),
         }
     }
 
@@ -282,7 +289,7 @@ impl SolverAgentCoordinator {
     /// that might not be.
     pub fn list_pending(&self) -> Vec<PendingApproval> {
         self.try_list_pending().unwrap_or_else(|error| {
-            tracing::error!(agent = %self.identity.name, %error, "cannot list pending approvals");
+            tracing::error!(agent = %self.identity.name, error = %Report::new(&error), "cannot list pending approvals");
             Vec::new()
         })
     }
@@ -309,7 +316,7 @@ impl SolverAgentCoordinator {
         let mut state = self.lock().ok()?;
         let entry = state.entries.get_mut(id)?;
         if let Err(error) = self.expire_entry(entry, now) {
-            tracing::error!(request_id = id, %error, "cannot store an expiry");
+            tracing::error!(request_id = id, error = %Report::new(&error), "cannot store an expiry");
         }
         Some(entry.record.status_at(now))
     }

@@ -9,14 +9,14 @@ use crate::record::ApprovalStatus;
 #[non_exhaustive]
 pub enum ApprovalStoreError {
     /// The change could not be written; nothing was changed.
-    #[error("the approval store cannot be written: {source}")]
+    #[error("the approval store cannot be written; nothing was changed")]
     Write {
         /// What the storage said.
         #[source]
         source: Box<dyn StdError + Send + Sync + 'static>,
     },
     /// The store could not be read.
-    #[error("the approval store cannot be read: {source}")]
+    #[error("the approval store cannot be read")]
     Read {
         /// What the storage said.
         #[source]
@@ -193,6 +193,19 @@ pub enum ApprovalError {
     /// The store refused; nothing was changed.
     #[error(transparent)]
     Store(#[from] ApprovalStoreError),
+    /// A new request was filed in memory, but the store could not save it. It waits in this
+    /// process only and is lost when the process ends; it can be decided meanwhile, and is never
+    /// approved by default.
+    #[error(
+        "approval request `{request_id}` could not be stored and waits in this process only; it is lost when the process ends, so fix the approval store"
+    )]
+    NotStored {
+        /// The request, as it waits in memory.
+        request_id: String,
+        /// Why the store refused.
+        #[source]
+        source: ApprovalStoreError,
+    },
     /// A stored record is not valid.
     #[error("a stored approval request cannot be decoded: {reason}")]
     Corrupt {

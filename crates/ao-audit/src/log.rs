@@ -9,14 +9,14 @@ use crate::entry::{AuditEntry, AuditEvent, BrokenLink, verify_chain};
 #[non_exhaustive]
 pub enum AuditError {
     /// The entry could not be written; the log is unchanged.
-    #[error("the audit log cannot be written: {source}")]
+    #[error("the audit log cannot be written; the log is unchanged")]
     Write {
         /// What the storage said.
         #[source]
         source: Box<dyn StdError + Send + Sync + 'static>,
     },
     /// The log could not be read.
-    #[error("the audit log cannot be read: {source}")]
+    #[error("the audit log cannot be read")]
     Read {
         /// What the storage said.
         #[source]

@@ -9,14 +9,14 @@ use crate::tracker::ReservationId;
 #[non_exhaustive]
 pub enum LedgerError {
     /// Records could not be written durably.
-    #[error("the cost ledger cannot be written: {source}")]
+    #[error("the cost ledger cannot be written")]
     Write {
         /// What the storage engine said.
         #[source]
         source: Box<dyn StdError + Send + Sync + 'static>,
     },
     /// Records could not be read.
-    #[error("the cost ledger cannot be read: {source}")]
+    #[error("the cost ledger cannot be read")]
     Read {
         /// What the storage engine said.
         #[source]
@@ -97,7 +97,7 @@ pub enum BudgetError {
         resets_at: u64,
     },
     /// The agent name is not valid.
-    #[error("invalid agent name: {0}")]
+    #[error("the agent name is not valid")]
     InvalidAgent(#[source] AgentNameError),
     /// A record carries an amount no ledger can hold exactly.
     #[error("cost record field `{field}` is {value}, above the largest storable amount 2^63-1")]
@@ -146,7 +146,7 @@ pub enum BudgetError {
     /// The spend was counted in memory, but could not be written to the ledger. It is kept and
     /// written when the ledger recovers; until then new reservations are refused.
     #[error(
-        "the spend was counted but is not yet durable ({source}); it will be written when the ledger recovers, and new reservations are refused until then"
+        "the spend was counted but is not yet durable; it will be written when the ledger recovers, and new reservations are refused until then"
     )]
     NotDurable {
         /// Why the ledger refused.
@@ -155,7 +155,7 @@ pub enum BudgetError {
     },
     /// New spend is refused because earlier spend could not be written to the ledger.
     #[error(
-        "new spend is refused: {pending} cost record(s) could not be written to the ledger ({source})"
+        "new spend is refused: {pending} cost record(s) could not be written to the ledger yet; it is accepted again once they are"
     )]
     LedgerUnavailable {
         /// Records counted in memory but not yet durable.
@@ -165,7 +165,7 @@ pub enum BudgetError {
         source: LedgerError,
     },
     /// The ledger could not be read while loading spend.
-    #[error("spend history could not be loaded: {0}")]
+    #[error("the spend history could not be loaded; check the ledger")]
     Load(#[source] LedgerError),
     /// The time could not be read.
     #[error(transparent)]

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use ao_types::{SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, utc_day_start};
+use ao_types::{Report, SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, utc_day_start};
 
 use crate::config::{BudgetConfig, BudgetStatus, admits, percent};
 use crate::error::BudgetError;
@@ -481,7 +481,7 @@ impl CostTracker {
     pub fn check_budget(&self, agent: &str, session_start: u64) -> BudgetStatus {
         self.try_check_budget(agent, session_start)
             .unwrap_or_else(|e| {
-                tracing::error!(agent, error = %e, "budget check failed; refusing");
+                tracing::error!(agent, error = %Report::new(&e), "budget check failed; refusing");
                 BudgetStatus::DailyExceeded
             })
     }
@@ -521,7 +521,7 @@ impl CostTracker {
 }
 
 fn fail_closed_total(agent: &str, error: &BudgetError) -> u64 {
-    tracing::error!(agent, error = %error, "budget total could not be computed; answering u64::MAX");
+    tracing::error!(agent, error = %Report::new(error), "budget total could not be computed; answering u64::MAX");
     u64::MAX
 }
 

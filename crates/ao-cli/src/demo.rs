@@ -1,13 +1,13 @@
 //! `ao demo`: the whole spec, end to end, for real, in a minute.
 
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use agent_orchestrator::approvals::build_decision_event;
 use agent_orchestrator::audit::AuditLog;
 use agent_orchestrator::orchestrator::{CallOptions, OrchestratorError};
 use agent_orchestrator::routing::http::{ChatMessage, ChatRequest};
 use agent_orchestrator::threshold::{agent_profile, parse_agent_profile, sign_event};
+use agent_orchestrator::types::{Clock, Report, SystemClock};
 use agent_orchestrator::{
     AgentIdentity, AutonomyLevel, Config, KeygenConfig, KeygenSession, Orchestrator,
 };
@@ -15,6 +15,7 @@ use ao_sim::{Behavior, SimServer};
 use nostr::{Keys, ToBech32};
 
 use crate::CliError;
+use crate::error::DemoError;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
@@ -31,15 +32,11 @@ fn step(n: u32, title: &str) {
     println!("\n{n}. {title}");
 }
 
-fn demo_error(e: impl std::fmt::Display) -> CliError {
-    CliError::Demo(e.to_string())
-}
-
 pub(crate) fn run(args: DemoArgs) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(demo_error)?;
+        .map_err(CliError::Runtime)?;
     runtime.block_on(demo(args))
 }
 
@@ -57,11 +54,8 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         total: 3,
     })
     .complete()?;
-    let npub = ceremony
-        .group
-        .public_key()
-        .to_bech32()
-        .map_err(demo_error)?;
+    // Encoding a public key as an npub cannot fail: its error type is `Infallible`.
+    let Ok(npub) = ceremony.group.public_key().to_bech32();
     println!("   the agent's npub is {npub}");
     println!("   three signers hold one share each; no one ever held the whole key");
 
@@ -74,16 +68,13 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         .with_autonomy(AutonomyLevel::SemiAutonomous)
         .with_operator(operator.public_key().to_hex())
         .with_threshold(ceremony.group.threshold_config());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(demo_error)?
-        .as_secs();
+    let now = SystemClock.now()?;
     let profile = sign_event(
         &ceremony.group,
         &[&ceremony.shares[0], &ceremony.shares[2]],
         agent_profile(&identity, &ceremony.group, now)?,
     )?;
-    profile.verify().map_err(demo_error)?;
+    profile.verify().map_err(DemoError::ProfileInvalid)?;
     let parsed = parse_agent_profile(&profile)?;
     println!("   event {} verifies with nostr's own check", profile.id);
     println!(
@@ -99,7 +90,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         None => {
             let server = SimServer::start(Behavior::reply())
                 .await
-                .map_err(demo_error)?;
+                .map_err(CliError::Simulator)?;
             let url = server.url();
             sim = Some(server);
             (
@@ -111,7 +102,7 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
     };
     println!("   {endpoint} ({label})");
 
-    let dir = tempfile::tempdir().map_err(demo_error)?;
+    let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
     let config = Config::from_toml(&format!(
         r#"
 data_dir = "{data}"
@@ -133,7 +124,7 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
         data = dir.path().display(),
         operator = operator.public_key().to_hex(),
     ))?;
-    let (orchestrator, store) = Orchestrator::from_config(&config).map_err(demo_error)?;
+    let (orchestrator, store) = Orchestrator::from_config(&config).map_err(CliError::Start)?;
     println!(
         "   budgets and approvals in SQLite at {}",
         config.database_path().display()
@@ -149,7 +140,10 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
     let done = orchestrator
         .complete("researcher", ask("Summarise the plan in one line.", 500))
         .await
-        .map_err(demo_error)?;
+        .map_err(|source| DemoError::Call {
+            call: "small",
+            source,
+        })?;
     println!(
         "   reply from `{}`: {}",
         done.backend,
@@ -167,19 +161,25 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
     let costly = ask("Write the full report.", 5_000);
     let request_id = match orchestrator.complete("researcher", costly.clone()).await {
         Err(OrchestratorError::NeedsApproval { request_id }) => request_id,
-        other => {
-            return Err(demo_error(format!(
-                "expected a pending approval, got {other:?}"
-            )));
+        Err(source) => {
+            return Err(DemoError::Call {
+                call: "costly",
+                source,
+            }
+            .into());
         }
+        Ok(_) => return Err(DemoError::NotHeldForApproval.into()),
     };
     println!("   approval request {request_id} filed; nothing was sent to the backend");
     let coordinator = orchestrator
         .coordinator("researcher")
-        .ok_or_else(|| demo_error("the agent is configured above"))?;
+        .ok_or(DemoError::AgentMissing)?;
     match coordinator.approve(&request_id) {
-        Err(e) => println!("   the agent tries to approve itself: refused ({e})"),
-        Ok(()) => return Err(demo_error("an unsigned approval was accepted")),
+        Err(e) => println!(
+            "   the agent tries to approve itself: refused ({})",
+            Report::new(&e)
+        ),
+        Ok(()) => return Err(DemoError::SelfApproved.into()),
     }
     let decision = build_decision_event(&operator, &request_id, true, Some("go ahead"), now)?;
     let status = coordinator.approve_signed(&decision)?;
@@ -192,7 +192,10 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
     let done = orchestrator
         .complete_with("researcher", costly, options)
         .await
-        .map_err(demo_error)?;
+        .map_err(|source| DemoError::Call {
+            call: "approved",
+            source,
+        })?;
     println!(
         "   retried with the approval: answered, {} sat(s) recorded",
         done.cost_sats
@@ -224,7 +227,7 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
         refused.len()
     );
     if let Some(first) = refused.first() {
-        println!("   refusal: {first}");
+        println!("   refusal: {}", Report::new(*first));
     }
     println!(
         "   spent today: {} of 100 sats; nothing reserved is left over: {} outstanding",
@@ -232,16 +235,16 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
         orchestrator
             .tracker()
             .outstanding_reservations("researcher")
-            .map_err(demo_error)?
+            .map_err(DemoError::Budget)?
     );
 
     step(7, "Audit: every request, decision and cost, hash-chained");
     orchestrator.drain().await;
-    match store.verify().map_err(demo_error)? {
+    match store.verify()? {
         Ok(n) => println!("   {n} entries, every link verified"),
-        Err(broken) => return Err(demo_error(broken)),
+        Err(broken) => return Err(DemoError::AuditBroken(broken).into()),
     }
-    for entry in store.entries(1, usize::MAX).map_err(demo_error)? {
+    for entry in store.entries(1, usize::MAX)? {
         println!("   #{} {} {}", entry.seq, entry.kind, entry.agent);
     }
     println!("\ndone. (The database was in a temporary directory and is gone now.)");

@@ -1,65 +1,189 @@
 use std::path::PathBuf;
 
 use agent_orchestrator::approvals::{ApprovalError, ApprovalStoreError};
-use agent_orchestrator::audit::AuditError;
+use agent_orchestrator::audit::{AuditError, BrokenLink};
+use agent_orchestrator::budget::BudgetError;
+use agent_orchestrator::orchestrator::{ConfigError, OrchestratorError, SetupError};
 use agent_orchestrator::store::StoreError;
 use agent_orchestrator::threshold::ThresholdError;
 use agent_orchestrator::types::ClockError;
 
 /// Why a command failed.
+///
+/// A message states what failed and what to do; its cause is its source. `main` prints the whole
+/// chain with `Report`, each cause once.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
+    /// The database refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The approval store refused.
     #[error(transparent)]
     ApprovalStore(#[from] ApprovalStoreError),
+    /// An approval decision was refused.
     #[error(transparent)]
     Approval(#[from] ApprovalError),
+    /// The audit log could not be read or written.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The time could not be read.
     #[error(transparent)]
     Clock(#[from] ClockError),
+    /// A threshold operation (key generation, signing, a share file) failed.
     #[error(transparent)]
     Threshold(#[from] ThresholdError),
-    #[error("cannot write `{}`: {source}", path.display())]
+    /// A file or directory could not be written.
+    #[error("cannot write `{}`", path.display())]
     WriteFile {
+        /// The file or directory.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// Key material would be overwritten.
     #[error("`{}` already exists; keygen never overwrites key material, choose another --out", .0.display())]
     Exists(PathBuf),
+    /// No passphrase in the environment and no terminal to ask for one.
     #[error("no passphrase: set AO_PASSPHRASE or run in a terminal to be asked")]
     NoPassphrase,
+    /// The passphrase and its confirmation differ.
     #[error("the passphrases do not match")]
     PassphraseMismatch,
-    #[error("cannot read the passphrase: {source}")]
+    /// The terminal could not be read.
+    #[error("cannot read the passphrase from the terminal; set AO_PASSPHRASE instead")]
     Prompt {
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// A command-line value is not in the expected form.
     #[error("{what} must be {expected}: {reason}")]
     BadInput {
+        /// The option.
         what: &'static str,
+        /// The form it must have.
         expected: &'static str,
+        /// What is wrong with the value given.
         reason: String,
     },
-    #[error("`{}` is not an unsigned Nostr event: {reason}", path.display())]
-    BadEvent { path: PathBuf, reason: String },
-    #[error("cannot read `{}`: {source}", path.display())]
-    ReadFile {
+    /// The file given to `ao sign --event` does not hold an unsigned Nostr event.
+    #[error("`{}` is not an unsigned Nostr event", path.display())]
+    BadEvent {
+        /// The file.
         path: PathBuf,
+        /// What the event parser said.
+        #[source]
+        source: nostr::event::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read `{}`", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// A key file holds no valid secret key. Nothing of the file is kept or printed: it may hold a
+    /// secret.
     #[error("`{}` holds no valid secret key (expected an nsec or 64 hex characters)", path.display())]
-    BadKeyFile { path: PathBuf },
+    BadKeyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The configuration file does not parse or does not hold.
     #[error(transparent)]
-    Config(#[from] agent_orchestrator::orchestrator::ConfigError),
-    #[error("{0}")]
-    Demo(String),
+    Config(#[from] ConfigError),
+    /// `ao serve` found no configuration file.
+    #[error(
+        "no configuration at `{}`; run `ao init` first (or `ao serve --simulated`, which does)",
+        .0.display()
+    )]
+    NoConfig(PathBuf),
+    /// The async runtime could not be started.
+    #[error("cannot start the async runtime; the system may be short of threads or memory")]
+    Runtime(#[source] std::io::Error),
+    /// The simulated backend could not be started.
+    #[error("cannot start the simulated backend on loopback")]
+    Simulator(#[source] std::io::Error),
+    /// The orchestrator could not be set up from the configuration: its data directory, its
+    /// database, a backend or an agent. Transparent: the orchestrator's message names the part.
+    #[error(transparent)]
+    Start(SetupError),
+    /// The gateway cannot listen on its address.
+    #[error("cannot listen on `{addr}`; choose a free address with --listen or `server.listen`")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gateway stopped serving because of an error.
+    #[error("the gateway stopped serving")]
+    Serve(#[source] std::io::Error),
+    /// `ao keys create` names an agent the configuration does not have.
+    #[error("agent `{agent}` is not in `{}`; add it under [agents] first", config.display())]
+    UnknownAgent {
+        /// The agent named.
+        agent: String,
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// `ao keys revoke` names a key that does not exist or is already revoked.
+    #[error("no live key `{0}`; list the keys and their state with `ao keys list`")]
+    NoLiveKey(String),
+    /// `ao demo` stopped.
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+    /// `ao approvals` names a request the database does not have.
     #[error("no approval request `{0}` in the database")]
     UnknownRequest(String),
+    /// `ao approvals --db` names a file that does not exist.
     #[error("the database `{}` does not exist; give the path of an existing file with --db", .0.display())]
     NoDatabase(PathBuf),
+}
+
+/// Why `ao demo` stopped: a step of the spec that did not go as the demo shows it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DemoError {
+    /// The temporary directory for the demo's database could not be created.
+    #[error("cannot create a temporary directory for the demo's database; check TMPDIR")]
+    TempDir(#[source] std::io::Error),
+    /// The threshold-signed profile does not pass nostr's own check.
+    #[error(
+        "the threshold-signed agent profile does not verify with nostr's own check; this is a bug, please report it"
+    )]
+    ProfileInvalid(#[source] nostr::event::Error),
+    /// A call the demo makes failed.
+    #[error("the demo's {call} call failed; with --backend-url, check that the server answers")]
+    Call {
+        /// Which call.
+        call: &'static str,
+        /// Why it failed.
+        #[source]
+        source: OrchestratorError,
+    },
+    /// The costly call was answered without waiting for an approval.
+    #[error(
+        "the costly call was answered without an approval, which the agent's approval threshold should have required"
+    )]
+    NotHeldForApproval,
+    /// The agent the demo configured is not in the orchestrator.
+    #[error(
+        "the demo's agent `researcher` is missing from the orchestrator; this is a bug, please report it"
+    )]
+    AgentMissing,
+    /// An unsigned approval was accepted where only the operator's signed one counts.
+    #[error(
+        "the agent approved its own request without a signature; approvals are not enforced, this is a bug, please report it"
+    )]
+    SelfApproved,
+    /// The budget tracker could not count what is still reserved.
+    #[error("cannot count the outstanding budget reservations")]
+    Budget(#[source] BudgetError),
+    /// The audit log written by the demo does not verify.
+    #[error("the demo's audit log does not verify; this is a bug, please report it")]
+    AuditBroken(#[source] BrokenLink),
 }

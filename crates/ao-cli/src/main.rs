@@ -24,6 +24,7 @@ mod threshold;
 
 use std::process::ExitCode;
 
+use agent_orchestrator::types::Report;
 use clap::{Parser, Subcommand};
 
 pub(crate) use error::CliError;
@@ -79,7 +80,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error}");
+            // Messages state their own context; the causes are their sources.
+            eprintln!("error: {}", Report::new(&error));
             ExitCode::FAILURE
         }
     }

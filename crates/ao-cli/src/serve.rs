@@ -7,6 +7,7 @@ use std::time::Duration;
 use agent_orchestrator::Config;
 use agent_orchestrator::Orchestrator;
 use agent_orchestrator::store::{ApiKeyRow, SqliteStore};
+use agent_orchestrator::types::Report;
 use ao_gateway::{Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
 use ao_sim::{Behavior, SimServer};
 
@@ -193,7 +194,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Demo(e.to_string()))
+        .map_err(CliError::Runtime)
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
@@ -207,10 +208,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let path = args.config.clone().unwrap_or_else(default_config_path);
     if !path.exists() {
         if !args.simulated {
-            return Err(CliError::Demo(format!(
-                "no configuration at `{}`; run `ao init` first (or `ao serve --simulated`, which does)",
-                path.display()
-            )));
+            return Err(CliError::NoConfig(path));
         }
         let dir = path
             .parent()
@@ -226,7 +224,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     if args.simulated {
         let sim = SimServer::start(Behavior::reply())
             .await
-            .map_err(|e| CliError::Demo(e.to_string()))?;
+            .map_err(CliError::Simulator)?;
         for backend in &mut config.backends {
             backend.endpoint = Some(toml::Spanned::new(0..0, sim.url()));
             backend.api_key_env = None;
@@ -238,7 +236,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         _sim = sim;
     }
     let (orchestrator, store): (Orchestrator, SqliteStore) =
-        Orchestrator::from_config(&config).map_err(|e| CliError::Demo(e.to_string()))?;
+        Orchestrator::from_config(&config).map_err(CliError::Start)?;
     let keys = KeyRing::load(&config, &store)?;
     let options = GatewayOptions {
         admin_token_sha256: config.server.admin_token_sha256.clone(),
@@ -247,15 +245,14 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     };
     let gateway = Gateway::new(orchestrator, store.clone(), keys.clone(), options);
     let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
+    let bind_error = |source| CliError::Bind {
+        addr: listen.clone(),
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
-        .map_err(|source| CliError::WriteFile {
-            path: PathBuf::from(&listen),
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| CliError::Demo(e.to_string()))?;
+        .map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
     println!(
         "agent-orchestrator gateway listening on http://{addr} (config {})",
         path.display()
@@ -275,7 +272,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
             loop {
                 tick.tick().await;
                 if let Err(error) = keys.reload(&config, &store) {
-                    tracing::error!(%error, "cannot reload API keys");
+                    tracing::error!(error = %Report::new(&error), "cannot reload API keys");
                 }
             }
         })
@@ -283,7 +280,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     gateway
         .serve(listener, shutdown_signal())
         .await
-        .map_err(|e| CliError::Demo(e.to_string()))?;
+        .map_err(CliError::Serve)?;
     reload.abort();
     println!("gateway stopped; every cost and audit entry is written");
     Ok(ExitCode::SUCCESS)
@@ -322,10 +319,10 @@ pub(crate) fn keys(args: KeysArgs) -> Result<ExitCode, CliError> {
     match args.command {
         KeysCommand::Create { agent } => {
             if !config.agents.contains_key(&agent) {
-                return Err(CliError::Demo(format!(
-                    "agent `{agent}` is not in {}",
-                    path.display()
-                )));
+                return Err(CliError::UnknownAgent {
+                    agent,
+                    config: path,
+                });
             }
             let (key, id) = new_api_key();
             store.add_api_key(&ApiKeyRow {
@@ -352,7 +349,7 @@ pub(crate) fn keys(args: KeysArgs) -> Result<ExitCode, CliError> {
             if store.revoke_api_key(&id, now)? {
                 println!("revoked {id}");
             } else {
-                return Err(CliError::Demo(format!("no live key `{id}`")));
+                return Err(CliError::NoLiveKey(id));
             }
         }
     }

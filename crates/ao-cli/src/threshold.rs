@@ -192,9 +192,9 @@ pub(crate) fn sign(args: SignArgs) -> Result<ExitCode, CliError> {
         }
         (None, Some(path)) => {
             let unsigned =
-                UnsignedEvent::from_json(read(path)?).map_err(|e| CliError::BadEvent {
+                UnsignedEvent::from_json(read(path)?).map_err(|source| CliError::BadEvent {
                     path: path.clone(),
-                    reason: e.to_string(),
+                    source,
                 })?;
             let event = sign_event(&group, &shares, unsigned)?;
             println!("{}", event.as_json());

@@ -6,6 +6,7 @@ use ao_approvals::{ApprovalError, SolverAgentCoordinator, parse_decision_event};
 use ao_audit::AuditLog;
 use ao_budget::BudgetStatus;
 use ao_store::ApiKeyRow;
+use ao_types::Report;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
@@ -49,12 +50,12 @@ fn clock_unavailable(error: &ao_types::ClockError) -> Response {
 }
 
 /// 503: the store or the audit log cannot be used right now.
-fn unavailable(code: &str, error: &dyn std::fmt::Display) -> Response {
+fn unavailable(code: &str, error: &dyn std::error::Error) -> Response {
     api_error(
         StatusCode::SERVICE_UNAVAILABLE,
         "api_error",
         code,
-        &error.to_string(),
+        &Report::new(error).to_string(),
         Value::Null,
     )
 }
@@ -71,16 +72,17 @@ fn approval_error(error: &ApprovalError) -> Response {
         ApprovalError::AlreadyDecided { .. }
         | ApprovalError::Expired { .. }
         | ApprovalError::DuplicateVote { .. } => StatusCode::CONFLICT,
-        ApprovalError::Store(_) | ApprovalError::Clock(_) | ApprovalError::Poisoned => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        ApprovalError::Store(_)
+        | ApprovalError::NotStored { .. }
+        | ApprovalError::Clock(_)
+        | ApprovalError::Poisoned => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::FORBIDDEN,
     };
     api_error(
         status,
         "approval_error",
         "approval_refused",
-        &error.to_string(),
+        &Report::new(error).to_string(),
         Value::Null,
     )
 }

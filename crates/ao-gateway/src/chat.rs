@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use ao_types::Report;
+
 use crate::AppState;
 use crate::auth::AuthenticatedAgent;
 use crate::errors::{api_error, from_orchestrator, outcome};
@@ -129,7 +131,7 @@ async fn stream(
                 Bytes::from_static(b"data: [DONE]\n\n")
             }
             Err(error) => {
-                let body = json!({"error": {"message": error.to_string(), "type": "api_error", "code": "stream_interrupted"}});
+                let body = json!({"error": {"message": Report::new(&error).to_string(), "type": "api_error", "code": "stream_interrupted"}});
                 Bytes::from(format!("data: {body}\n\n"))
             }
         })
@@ -169,7 +171,10 @@ async fn read_request(state: &AppState, body: Body) -> Result<ChatRequest, Respo
         Ok(Err(error)) if !is_length_limit(&error) => {
             return Err(bad_request(
                 "unreadable_body",
-                &format!("the request body could not be read: {error}"),
+                &format!(
+                    "the request body could not be read: {}",
+                    Report::new(&error)
+                ),
             ));
         }
         Ok(Err(_)) => {

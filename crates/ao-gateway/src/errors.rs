@@ -4,6 +4,7 @@ use ao_approvals::ApprovalError;
 use ao_budget::BudgetError;
 use ao_orchestrator::OrchestratorError;
 use ao_routing::http::{BackendError, EstimateError};
+use ao_types::Report;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -41,7 +42,7 @@ pub(crate) fn outcome(error: &OrchestratorError) -> &'static str {
 /// The response for an orchestrator error; `now` (when the clock could be read) dates the
 /// `Retry-After` of a budget refusal.
 pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> Response {
-    let message = error.to_string();
+    let message = Report::new(error).to_string();
     match error {
         OrchestratorError::UnknownAgent { .. } => api_error(
             StatusCode::FORBIDDEN,
@@ -58,7 +59,7 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> 
                 EstimateError::BadChoices { .. } => "invalid_n",
                 _ => "unpriceable_content",
             },
-            &format!("{message}: {cause}"),
+            &message,
             Value::Null,
         ),
         OrchestratorError::NeedsApproval { request_id } => api_error(
@@ -90,7 +91,10 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> 
         }
         OrchestratorError::Clock(_)
         | OrchestratorError::Approval(
-            ApprovalError::Store(_) | ApprovalError::Clock(_) | ApprovalError::Poisoned,
+            ApprovalError::Store(_)
+            | ApprovalError::NotStored { .. }
+            | ApprovalError::Clock(_)
+            | ApprovalError::Poisoned,
         ) => api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "api_error",

@@ -167,7 +167,11 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             format!("unhealthy: {n} cost record(s) not yet written to the ledger\n"),
         )
             .into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {}\n", ao_types::Report::new(&e)),
+        )
+            .into_response(),
     }
 }
 

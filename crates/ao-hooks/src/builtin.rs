@@ -7,7 +7,7 @@ use ao_approvals::{ApprovalError, ApprovalStatus, SolverAgentCoordinator};
 use ao_audit::{AuditEvent, AuditLog};
 use ao_budget::{CostRecord, CostTracker, MAX_STORED_AMOUNT, ReservationId};
 use ao_routing::{BackendConfig, MultiBackendRouter};
-use ao_types::{SharedClock, SystemClock};
+use ao_types::{Report, SharedClock, SystemClock};
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -111,7 +111,7 @@ impl Hook for CostTrackingHook {
                 call.cost_estimate_sats.get_or_insert(estimate_sats);
                 Ok(HookResult::Continue)
             }
-            Err(refused) => Ok(HookResult::block(refused.to_string())),
+            Err(refused) => Ok(HookResult::block(Report::new(&refused).to_string())),
         }
     }
 
@@ -119,7 +119,7 @@ impl Hook for CostTrackingHook {
         if let Some(reserved) = call.extensions.get::<Reserved>()
             && let Err(error) = self.tracker.release(reserved.id)
         {
-            tracing::warn!(call = %call.id(), %error, "could not release a blocked call's reservation");
+            tracing::warn!(call = %call.id(), error = %Report::new(&error), "could not release a blocked call's reservation");
         }
     }
 
@@ -266,7 +266,7 @@ impl Hook for ApprovalHook {
         );
         let request_id = coordinator
             .try_request_approval(&call.tool_name, &description, cost)
-            .map_err(|(_, e)| HookError::new(e))?;
+            .map_err(HookError::new)?;
         let Some(timeout) = self.wait else {
             return Ok(HookResult::NeedsApproval { request_id });
         };
@@ -396,7 +396,7 @@ impl Hook for AuditHook {
             HookResult::Continue => return,
         };
         if let Err(error) = self.write(call, kind, &detail) {
-            tracing::error!(call = %call.id(), %error, "could not audit a blocked call");
+            tracing::error!(call = %call.id(), error = %Report::new(&error), "could not audit a blocked call");
         }
     }
 

@@ -35,10 +35,13 @@ impl HookResult {
     }
 }
 
-/// A hook failed. The manager turns it into a block naming the hook: fail closed.
+/// A hook failed. The manager turns it into a block naming the hook and the whole chain of
+/// causes: fail closed.
+///
+/// It is transparent: its message and source are those of the error it holds.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HookError(#[source] pub Box<dyn StdError + Send + Sync + 'static>);
+#[error(transparent)]
+pub struct HookError(pub Box<dyn StdError + Send + Sync + 'static>);
 
 impl HookError {
     /// A hook error caused by `source`.

@@ -4,6 +4,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ao_types::Report;
 use futures_util::FutureExt;
 
 use crate::call::{SessionEvent, ToolCall, ToolOutput};
@@ -58,6 +59,7 @@ fn settle_outcome(
     match outcome {
         Ok(Ok(result)) => result,
         Ok(Err(error)) => {
+            let error = Report::new(&error);
             tracing::error!(hook = name, %error, "hook failed; blocking the call");
             HookResult::block(format!("hook `{name}` failed: {error}"))
         }

@@ -42,13 +42,13 @@ pub struct AgentIdentity {
 #[non_exhaustive]
 pub enum IdentityError {
     /// The agent's own key does not parse.
-    #[error("agent public key: {0}")]
-    InvalidAgentKey(InvalidPublicKey),
+    #[error("the agent public key is not valid")]
+    InvalidAgentKey(#[source] InvalidPublicKey),
     /// The operator's key does not parse.
-    #[error("operator public key: {0}")]
-    InvalidOperatorKey(InvalidPublicKey),
+    #[error("the operator public key is not valid")]
+    InvalidOperatorKey(#[source] InvalidPublicKey),
     /// The threshold configuration is wrong.
-    #[error("threshold configuration: {0}")]
+    #[error("the threshold configuration is not valid")]
     Threshold(#[from] ThresholdConfigError),
     /// The agent's key is not the group key of its threshold configuration, so whoever holds the
     /// agent's key could sign without the signers.

@@ -153,7 +153,12 @@ fn bad_group_key_is_named() {
         .validate()
         .unwrap_err();
     assert!(matches!(err, ThresholdConfigError::InvalidGroupKey(_)));
-    assert!(err.to_string().starts_with("group public key: `0000"));
+    assert_eq!(err.to_string(), "the group public key is not valid");
+    let report = ao_types::Report::new(&err).to_string();
+    assert!(
+        report.starts_with("the group public key is not valid: `0000"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -82,7 +82,7 @@ pub enum ThresholdConfigError {
     #[error("the group public key is missing; set it with `with_group_pubkey`")]
     MissingGroupKey,
     /// A signer key does not parse.
-    #[error("signer {index}: {source}")]
+    #[error("the public key of signer {index} is not valid")]
     InvalidSignerKey {
         /// The position of the signer, from 0.
         index: usize,
@@ -90,8 +90,8 @@ pub enum ThresholdConfigError {
         source: InvalidPublicKey,
     },
     /// The group key does not parse.
-    #[error("group public key: {0}")]
-    InvalidGroupKey(InvalidPublicKey),
+    #[error("the group public key is not valid")]
+    InvalidGroupKey(#[source] InvalidPublicKey),
 }
 
 impl ThresholdConfig {

@@ -9,7 +9,7 @@ use ao_routing::http::{
     ChatRequest, DEFAULT_IMAGE_TOKENS, DEFAULT_MAX_CHOICES, choices, estimate_input,
 };
 use ao_routing::{BackendConfig, BackendProvider};
-use ao_types::{TokenUsage, utc_day_start};
+use ao_types::{Report, TokenUsage, utc_day_start};
 
 use crate::error::OrchestratorError;
 use crate::orchestrator::{CallOptions, Orchestrator};
@@ -178,7 +178,7 @@ impl Orchestrator {
         );
         let request_id = coordinator
             .try_request_approval(COMPLETION_ACTION, &description, estimate_sats)
-            .map_err(|(_, e)| OrchestratorError::Approval(e))?;
+            .map_err(OrchestratorError::Approval)?;
         let wait = self.inner().approval_wait;
         if wait.is_zero() {
             return Err(OrchestratorError::NeedsApproval { request_id });
@@ -222,7 +222,7 @@ fn use_approval(
             };
             OrchestratorError::NotApproved {
                 request_id: id.to_owned(),
-                reason: error.to_string(),
+                reason: Report::new(&error).to_string(),
                 status,
             }
         })

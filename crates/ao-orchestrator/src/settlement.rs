@@ -13,7 +13,7 @@ use ao_budget::{CostRecord, MAX_STORED_AMOUNT, ReservationId};
 use ao_routing::BackendConfig;
 use ao_routing::BackendProvider;
 use ao_routing::http::{AttemptGate, FallbackError};
-use ao_types::TokenUsage;
+use ao_types::{Report, TokenUsage};
 use async_trait::async_trait;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -233,7 +233,7 @@ impl ReservationGuard {
         let tracker = &self.orchestrator.inner().tracker;
         for id in self.id.take().into_iter().chain(self.take_extra()) {
             if let Err(error) = tracker.release(id) {
-                tracing::warn!(%error, "could not release a reservation");
+                tracing::warn!(error = %Report::new(&error), "could not release a reservation");
             }
         }
     }
@@ -273,7 +273,7 @@ impl ReservationGuard {
             }
             Outcome::Completed(m) | Outcome::CutOff(m) | Outcome::Dropped(m) => {
                 let cost = price(chain, provider, m.usage()).unwrap_or_else(|unpriced| {
-                    tracing::error!(%unpriced, "charging the estimate instead");
+                    tracing::error!(error = %unpriced, "charging the estimate instead");
                     error = Some(unpriced.to_string());
                     self.estimate_sats
                 });
@@ -319,7 +319,7 @@ impl ReservationGuard {
             provider,
             Outcome::Failed,
             fallback.billed_attempts(),
-            Some(fallback.to_string()),
+            Some(Report::new(fallback).to_string()),
         )
     }
 }
@@ -380,7 +380,7 @@ impl AttemptGate for BudgetGate {
             ) {
                 Ok(id) => extra.push(id),
                 Err(error) => {
-                    tracing::info!(agent = self.agent, %error, "no budget for another attempt");
+                    tracing::info!(agent = self.agent, error = %Report::new(&error), "no budget for another attempt");
                     return false;
                 }
             }
@@ -454,7 +454,7 @@ impl Orchestrator {
         let pending = Arc::clone(&inner.pending);
         // A clock that cannot be read does not date a cost to 1970: it keeps the admission time.
         let now = inner.clock.now().unwrap_or_else(|error| {
-            tracing::error!(%error, "clock unreadable at settlement; dating the cost at admission");
+            tracing::error!(error = %Report::new(&error), "clock unreadable at settlement; dating the cost at admission");
             s.admitted_at
         });
         let (usage, estimated) = (s.usage, s.estimated);
@@ -481,7 +481,7 @@ impl Orchestrator {
         // Counted first, released second: the budget never shows less than was spent.
         for id in &s.extra {
             if let Err(error) = tracker.release(*id) {
-                tracing::warn!(%error, "could not release a retry's reservation");
+                tracing::warn!(error = %Report::new(&error), "could not release a retry's reservation");
             }
         }
         pending.start();
@@ -489,11 +489,11 @@ impl Orchestrator {
             match counted {
                 Some(Ok(unwritten)) => {
                     if let Err(error) = tracker.write(unwritten) {
-                        tracing::error!(agent = s.agent, %error, "cost not written durably");
+                        tracing::error!(agent = s.agent, error = %Report::new(&error), "cost not written durably");
                     }
                 }
                 Some(Err(error)) => {
-                    tracing::error!(agent = s.agent, %error, "cost not settled");
+                    tracing::error!(agent = s.agent, error = %Report::new(&error), "cost not settled");
                 }
                 None => {}
             }
@@ -513,10 +513,12 @@ impl Orchestrator {
             match AuditEvent::from_serialize(now, "completion", s.agent.as_str(), &detail) {
                 Ok(event) => {
                     if let Err(error) = audit.append(event) {
-                        tracing::error!(agent = s.agent, %error, "completion not audited");
+                        tracing::error!(agent = s.agent, error = %Report::new(&error), "completion not audited");
                     }
                 }
-                Err(error) => tracing::error!(agent = s.agent, %error, "completion not audited"),
+                Err(error) => {
+                    tracing::error!(agent = s.agent, error = %Report::new(&error), "completion not audited")
+                }
             }
             pending.finish();
         }
@@ -536,7 +538,7 @@ impl Orchestrator {
     pub(crate) async fn record(&self, settlement: Settlement, background: bool) {
         let job = tokio::task::spawn_blocking(self.settlement_job(settlement));
         if !background && let Err(error) = job.await {
-            tracing::error!(%error, "a settlement task failed");
+            tracing::error!(error = %Report::new(&error), "a settlement task failed");
         }
     }
 }

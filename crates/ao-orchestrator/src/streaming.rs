@@ -10,7 +10,7 @@ use std::time::Duration;
 use ao_budget::ReservationId;
 use ao_routing::BackendProvider;
 use ao_routing::http::{Answered, ChatStream, FallbackError, StreamChunk};
-use ao_types::TokenUsage;
+use ao_types::{Report, TokenUsage};
 use futures_util::{Stream, StreamExt};
 
 use crate::admission::Admitted;
@@ -145,7 +145,7 @@ impl Stream for CompletionStream {
             }
             Poll::Ready(Some(Err(error))) => {
                 self.finished = true;
-                self.settle(Outcome::CutOff, Some(error.to_string()));
+                self.settle(Outcome::CutOff, Some(Report::new(&error).to_string()));
                 let provider = self.provider;
                 Poll::Ready(Some(Err(OrchestratorError::Backend(
                     FallbackError::single(provider, error),
@@ -190,7 +190,7 @@ fn renew_while_held(
             }
             for id in &reservations {
                 if let Err(error) = tracker.renew(*id) {
-                    tracing::warn!(%error, "could not renew a stream's reservation");
+                    tracing::warn!(error = %Report::new(&error), "could not renew a stream's reservation");
                 }
             }
         }

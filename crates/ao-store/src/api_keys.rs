@@ -24,8 +24,10 @@ impl SqliteStore {
     /// Stores a new key's hash for `agent`.
     pub fn add_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError> {
         let row = row.clone();
-        let created =
-            i64::try_from(row.created_at).map_err(|_| StoreError::Corrupt("created_at".into()))?;
+        let created = i64::try_from(row.created_at).map_err(|_| StoreError::TooLarge {
+            field: "api_keys.created_at",
+            value: row.created_at,
+        })?;
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO api_keys (id, agent, sha256, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, NULL)",
@@ -38,7 +40,10 @@ impl SqliteStore {
     /// Revokes key `id` at `now`. Returns whether a live key was revoked.
     pub fn revoke_api_key(&self, id: &str, now: u64) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        let now = i64::try_from(now).map_err(|_| StoreError::Corrupt("now".into()))?;
+        let now = i64::try_from(now).map_err(|_| StoreError::TooLarge {
+            field: "api_keys.revoked_at",
+            value: now,
+        })?;
         self.write(move |conn| {
             Ok(conn.execute(
                 "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
@@ -65,13 +70,14 @@ impl SqliteStore {
         let mut keys = Vec::new();
         for row in rows {
             let (id, agent, sha256, created, revoked) = row?;
-            let unsigned = |v: i64| {
-                u64::try_from(v)
-                    .map_err(|_| StoreError::Corrupt(format!("api key {id}: negative time")))
+            let unsigned = |column: &'static str, value: i64| {
+                u64::try_from(value).map_err(|_| StoreError::Negative { column, value })
             };
             keys.push(ApiKeyRow {
-                created_at: unsigned(created)?,
-                revoked_at: revoked.map(unsigned).transpose()?,
+                created_at: unsigned("api_keys.created_at", created)?,
+                revoked_at: revoked
+                    .map(|v| unsigned("api_keys.revoked_at", v))
+                    .transpose()?,
                 id,
                 agent,
                 sha256,

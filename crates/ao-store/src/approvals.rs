@@ -11,8 +11,12 @@ use crate::error::StoreError;
 use crate::store::SqliteStore;
 
 fn decode(json: &str) -> Result<ApprovalRecord, ApprovalStoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| ApprovalStoreError::read(StoreError::Corrupt(format!("approval record: {e}"))))
+    serde_json::from_str(json).map_err(|source| {
+        ApprovalStoreError::read(StoreError::Decode {
+            what: "approval record",
+            source,
+        })
+    })
 }
 
 impl SqliteStore {

@@ -29,13 +29,12 @@ fn to_entry(
         String,
     ),
 ) -> Result<AuditEntry, StoreError> {
-    let unsigned = |field: &str, v: i64| {
-        u64::try_from(v)
-            .map_err(|_| StoreError::Corrupt(format!("audit {field} is negative ({v})")))
+    let unsigned = |column: &'static str, value: i64| {
+        u64::try_from(value).map_err(|_| StoreError::Negative { column, value })
     };
     Ok(AuditEntry {
-        seq: unsigned("seq", seq)?,
-        timestamp: unsigned("timestamp", timestamp)?,
+        seq: unsigned("audit_log.seq", seq)?,
+        timestamp: unsigned("audit_log.timestamp", timestamp)?,
         kind,
         agent,
         detail,
@@ -56,16 +55,16 @@ pub(crate) fn append_in(conn: &Connection, event: AuditEvent) -> Result<AuditEnt
         .map(to_entry)
         .transpose()?;
     let entry = AuditEntry::next(last.as_ref(), event);
-    let as_i64 = |field: &str, v: u64| {
-        i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("audit {field} {v} is too large")))
+    let as_i64 = |field: &'static str, value: u64| {
+        i64::try_from(value).map_err(|_| StoreError::TooLarge { field, value })
     };
     conn.prepare_cached(
         "INSERT INTO audit_log (seq, timestamp, kind, agent, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
-        as_i64("seq", entry.seq)?,
-        as_i64("timestamp", entry.timestamp)?,
+        as_i64("audit_log.seq", entry.seq)?,
+        as_i64("audit_log.timestamp", entry.timestamp)?,
         entry.kind,
         entry.agent,
         entry.detail,

@@ -1,11 +1,18 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The database could not do what was asked.
+///
+/// Messages state what failed; the cause (what SQLite, serde or the system said) is the
+/// [`source`](std::error::Error::source), so print the chain (`ao_types::Report`) to see it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database file could not be opened or set up.
-    #[error("cannot open the database `{}`: {source}", path.display())]
+    #[error(
+        "cannot open the database `{}`; give the path of a SQLite file you may read and write (it is created if missing)",
+        path.display()
+    )]
     Open {
         /// The file.
         path: PathBuf,
@@ -38,14 +45,57 @@ pub enum StoreError {
         supported: i64,
     },
     /// A statement failed.
-    #[error("database error: {0}")]
+    #[error("a database statement failed")]
     Sqlite(#[from] rusqlite::Error),
     /// A write transaction could not begin or commit; none of its writes happened.
-    #[error("the database could not commit: {0}")]
-    Commit(#[source] std::sync::Arc<rusqlite::Error>),
-    /// A value read from the database is not one this version understands.
-    #[error("the database holds a value that cannot be decoded: {0}")]
-    Corrupt(String),
+    #[error("the database could not commit; none of the writes of the transaction happened")]
+    Commit(#[source] Arc<rusqlite::Error>),
+    /// A write transaction was rolled back by a failure in its batch (a full disk, an I/O error);
+    /// none of its writes happened.
+    #[error(
+        "the write transaction was rolled back by a failure in its batch; nothing in it was written"
+    )]
+    RolledBack,
+    /// A write panicked; its changes were rolled back and the other writes of its batch were not
+    /// affected.
+    #[error("a write panicked and was rolled back; this is a bug, please report it")]
+    WritePanicked,
+    /// A value is too large for a SQLite integer (`i64`), so it cannot be stored.
+    #[error("`{field}` is {value}, above the largest value the database can hold (2^63-1)")]
+    TooLarge {
+        /// What the value is.
+        field: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// A column that holds a count or a time holds a negative number: the file was altered or
+    /// written by another program.
+    #[error(
+        "the database holds a negative `{column}` ({value}); the file was altered or written by another program"
+    )]
+    Negative {
+        /// The table and column.
+        column: &'static str,
+        /// The value found.
+        value: i64,
+    },
+    /// A stored JSON record cannot be decoded: the file was altered or written by another
+    /// version.
+    #[error(
+        "a stored {what} cannot be decoded; the file was altered or written by another version"
+    )]
+    Decode {
+        /// What the record is.
+        what: &'static str,
+        /// What the decoder said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The writer thread could not be started.
+    #[error(
+        "cannot start the database writer thread; the system may be short of threads or memory"
+    )]
+    SpawnWriter(#[source] std::io::Error),
     /// The writer thread is gone (it panicked or the store is shutting down).
     #[error("the database writer has stopped; reopen the store")]
     WriterStopped,

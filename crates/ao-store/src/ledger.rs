@@ -8,8 +8,7 @@ use crate::error::StoreError;
 use crate::store::SqliteStore;
 
 fn to_i64(field: &'static str, value: u64) -> Result<i64, StoreError> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Corrupt(format!("{field} {value} does not fit a SQLite integer")))
+    i64::try_from(value).map_err(|_| StoreError::TooLarge { field, value })
 }
 
 fn to_u64(field: &str, value: i64) -> Result<u64, LedgerError> {
@@ -93,10 +92,11 @@ impl Ledger for SqliteStore {
             rows.push((
                 r.agent_name.clone(),
                 r.backend.as_str(),
-                to_i64("input_tokens", r.input_tokens).map_err(LedgerError::write)?,
-                to_i64("output_tokens", r.output_tokens).map_err(LedgerError::write)?,
-                to_i64("cost_sats", r.cost_sats).map_err(LedgerError::write)?,
-                to_i64("timestamp", r.timestamp).map_err(LedgerError::write)?,
+                to_i64("cost_records.input_tokens", r.input_tokens).map_err(LedgerError::write)?,
+                to_i64("cost_records.output_tokens", r.output_tokens)
+                    .map_err(LedgerError::write)?,
+                to_i64("cost_records.cost_sats", r.cost_sats).map_err(LedgerError::write)?,
+                to_i64("cost_records.timestamp", r.timestamp).map_err(LedgerError::write)?,
             ));
         }
         self.write(move |conn| {

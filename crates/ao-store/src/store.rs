@@ -159,7 +159,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("ao-store-writer".into())
             .spawn(move || writer_loop(writer, &queue, max_batch))
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+            .map_err(StoreError::SpawnWriter)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -257,21 +257,14 @@ fn writer_loop(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn WriteJob>>, 
             // an I/O error). Then nothing more may run in it: a savepoint outside a transaction
             // would commit on its own.
             if tx.is_autocommit() {
-                outcomes.push(Err(StoreError::Corrupt(
-                    "the write transaction was rolled back by an earlier failure in its batch"
-                        .into(),
-                )));
+                outcomes.push(Err(StoreError::RolledBack));
                 continue;
             }
             let outcome = match tx.savepoint() {
                 Ok(mut sp) => {
                     let ran =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&sp)))
-                            .unwrap_or_else(|_| {
-                                Err(StoreError::Corrupt(
-                                    "a write panicked; it was rolled back".into(),
-                                ))
-                            });
+                            .unwrap_or(Err(StoreError::WritePanicked));
                     match ran {
                         Ok(()) => sp.commit().map_err(StoreError::from),
                         Err(e) => {
@@ -288,9 +281,7 @@ fn writer_loop(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn WriteJob>>, 
         if tx.is_autocommit() {
             // SQLite already rolled everything back: no job of this batch happened.
             for (job, outcome) in batch.into_iter().zip(outcomes) {
-                job.finish(outcome.and(Err(StoreError::Corrupt(
-                    "the write transaction was rolled back; nothing in it was written".into(),
-                ))));
+                job.finish(outcome.and(Err(StoreError::RolledBack)));
             }
             continue;
         }

@@ -24,10 +24,13 @@ fn a_failing_write_rolls_back_alone() {
                  VALUES ('a', 'codex', 1, 1, 1, 1)",
                 [],
             )?;
-            Err::<(), _>(StoreError::Corrupt("boom".into()))
+            Err::<(), _>(StoreError::TooLarge {
+                field: "test",
+                value: u64::MAX,
+            })
         })
         .unwrap_err();
-    assert!(matches!(err, StoreError::Corrupt(_)));
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err:?}");
     let count: i64 = store
         .reader()
         .unwrap()
@@ -49,4 +52,45 @@ fn a_panicking_write_fails_alone_and_the_writer_lives_on() {
         .unwrap_err();
     assert!(err.to_string().contains("panicked"), "{err}");
     assert_eq!(store.write(|_| Ok(7)).unwrap(), 7);
+}
+
+#[test]
+fn an_undecodable_approval_record_keeps_the_decoder_error_as_its_cause() {
+    use ao_approvals::ApprovalStore;
+    use std::error::Error as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("ao.db")).unwrap();
+    store
+        .write(|conn| {
+            conn.execute(
+                "INSERT INTO approvals (request_id, agent, created_at, filed, status, record)
+                 VALUES ('r1', 'a', 1, 1, 'pending', '{not json')",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let err = store.load("r1").unwrap_err();
+    let cause = err
+        .source()
+        .and_then(|s| s.downcast_ref::<StoreError>())
+        .unwrap();
+    assert!(
+        matches!(
+            cause,
+            StoreError::Decode {
+                what: "approval record",
+                ..
+            }
+        ),
+        "{cause:?}"
+    );
+    assert!(cause.source().unwrap().is::<serde_json::Error>());
+    let report = ao_types::Report::new(&err).to_string();
+    assert!(
+        report.contains("a stored approval record cannot be decoded"),
+        "{report}"
+    );
+    assert!(report.contains("key must be a string"), "{report}");
 }

@@ -59,7 +59,8 @@ pub enum ThresholdError {
         /// Why.
         reason: String,
     },
-    /// A distributed key generation message is missing, duplicated or does not verify.
+    /// A distributed key generation message is missing, duplicated or does not verify, or key
+    /// generation produced no share for a signer.
     #[error("key generation failed: {reason}")]
     Keygen {
         /// Why.
@@ -79,6 +80,10 @@ pub enum ThresholdError {
         /// Why.
         reason: String,
     },
+    /// An agent profile describes an identity that is not valid (a key that does not parse, a
+    /// threshold configuration that does not hold).
+    #[error("invalid agent profile: the identity it describes is not valid")]
+    ProfileIdentity(#[source] ao_identity::IdentityError),
     /// A share file could not be decrypted.
     #[error("cannot open the share: wrong passphrase, or the file was corrupted or altered")]
     Decrypt,
@@ -93,13 +98,28 @@ pub enum ThresholdError {
     /// The passphrase is empty.
     #[error("the passphrase is empty; a share must be encrypted with a passphrase")]
     EmptyPassphrase,
+    /// The share could not be encrypted; nothing was written.
+    #[error("cannot encrypt the share; nothing was written, try again")]
+    Encrypt,
+    /// A refresh would have changed the group key. The old shares were kept and stay valid.
+    #[error(
+        "the refresh would change the group key, so it was not done; the current shares stay valid"
+    )]
+    RefreshChangedKey,
+    /// The signature aggregated from valid-looking partial signatures does not verify under the
+    /// group key.
+    #[error(
+        "the aggregated signature does not verify under the group key; a share may be corrupt, sign with other signers"
+    )]
+    AggregateInvalid,
+    /// The threshold-signed Nostr event does not verify.
+    #[error(
+        "the threshold-signed event does not verify; a share may be corrupt, sign with other signers"
+    )]
+    SignedEventInvalid(#[source] nostr::event::Error),
     /// The FROST library refused, for a reason not covered above.
-    #[error("FROST: {0}")]
-    Frost(String),
-}
-
-impl ThresholdError {
-    pub(crate) fn frost(error: frost_secp256k1_tr::Error) -> Self {
-        ThresholdError::Frost(error.to_string())
-    }
+    #[error(
+        "the FROST library refused the operation; a share, commitment or message may be corrupt or belong to another group"
+    )]
+    Frost(#[source] frost_secp256k1_tr::Error),
 }

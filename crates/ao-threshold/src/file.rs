@@ -167,7 +167,7 @@ impl ShareFile {
                     aad: file.associated_data().as_bytes(),
                 },
             )
-            .map_err(|_| ThresholdError::Frost("encryption failed".into()))?;
+            .map_err(|_| ThresholdError::Encrypt)?;
         file.ciphertext = hex::encode(sealed);
         Ok(file)
     }
@@ -281,17 +281,16 @@ pub struct GroupFile {
 impl GroupFile {
     /// The file describing `group`.
     pub fn from_group(group: &GroupPublic) -> Result<Self, ThresholdError> {
+        // Encoding a public key as an npub cannot fail: its error type is `Infallible`.
+        let Ok(npub) = group.public_key().to_bech32();
         Ok(Self {
             threshold: group.threshold(),
             total: group.total(),
             group_pubkey: group.group_pubkey(),
-            npub: group
-                .public_key()
-                .to_bech32()
-                .map_err(|e| ThresholdError::Frost(e.to_string()))?,
+            npub,
             signer_pubkeys: group.signer_pubkeys(),
             public_key_package: hex::encode(
-                group.package.serialize().map_err(ThresholdError::frost)?,
+                group.package.serialize().map_err(ThresholdError::Frost)?,
             ),
         })
     }

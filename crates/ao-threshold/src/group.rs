@@ -9,7 +9,7 @@ use crate::error::ThresholdError;
 
 /// The FROST identifier of signer `index` (1-based).
 pub(crate) fn identifier(index: u16) -> Result<Identifier, ThresholdError> {
-    Identifier::try_from(index).map_err(ThresholdError::frost)
+    Identifier::try_from(index).map_err(ThresholdError::Frost)
 }
 
 /// The signer index of `id`, among `1..=total`.
@@ -80,7 +80,7 @@ impl GroupPublic {
             .package
             .verifying_key()
             .serialize()
-            .map_err(ThresholdError::frost)?;
+            .map_err(ThresholdError::Frost)?;
         x_only(&compressed)
     }
 

@@ -42,11 +42,12 @@ fn shares_from(
 ) -> Result<Vec<SignerShare>, ThresholdError> {
     (1..=config.total)
         .map(|i| {
-            let secret = secret_shares
-                .get(&identifier(i)?)
-                .cloned()
-                .ok_or_else(|| ThresholdError::Frost(format!("no share for signer {i}")))?;
-            let key = KeyPackage::try_from(secret).map_err(ThresholdError::frost)?;
+            let secret = secret_shares.get(&identifier(i)?).cloned().ok_or_else(|| {
+                ThresholdError::Keygen {
+                    reason: format!("no share was made for signer {i}"),
+                }
+            })?;
+            let key = KeyPackage::try_from(secret).map_err(ThresholdError::Frost)?;
             Ok(SignerShare::new(i, key))
         })
         .collect()
@@ -65,7 +66,7 @@ pub fn generate_with_dealer(
         IdentifierList::Default,
         OsRng,
     )
-    .map_err(ThresholdError::frost)?;
+    .map_err(ThresholdError::Frost)?;
     let group = GroupPublic::new(config.threshold, config.total, package)?;
     Ok((group, shares_from(config, secret_shares)?))
 }
@@ -90,7 +91,7 @@ pub fn split_secret_key(
         IdentifierList::Default,
         &mut OsRng,
     )
-    .map_err(ThresholdError::frost)?;
+    .map_err(ThresholdError::Frost)?;
     let group = GroupPublic::new(config.threshold, config.total, package)?;
     Ok((group, shares_from(config, secret_shares)?))
 }
@@ -106,7 +107,7 @@ pub struct DkgRound1 {
 impl DkgRound1 {
     /// The message's bytes, for transport.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ThresholdError> {
-        self.package.serialize().map_err(ThresholdError::frost)
+        self.package.serialize().map_err(ThresholdError::Frost)
     }
 
     /// Reads a round-one message of participant `from`.
@@ -175,7 +176,7 @@ impl DkgParticipant {
         }
         let (secret, package) =
             dkg::part1(identifier(index)?, config.total, config.threshold, OsRng)
-                .map_err(ThresholdError::frost)?;
+                .map_err(ThresholdError::Frost)?;
         Ok((
             Self {
                 config,
@@ -236,13 +237,16 @@ impl DkgParticipant {
             });
         };
         let (secret2, packages) =
-            dkg::part2(secret, &round1_packages).map_err(ThresholdError::frost)?;
+            dkg::part2(secret, &round1_packages).map_err(ThresholdError::Frost)?;
         let mut out = Vec::with_capacity(packages.len());
         for to in (1..=self.config.total).filter(|i| *i != self.index) {
-            let package = packages
-                .get(&identifier(to)?)
-                .cloned()
-                .ok_or_else(|| ThresholdError::Frost(format!("no round-two package for {to}")))?;
+            let package =
+                packages
+                    .get(&identifier(to)?)
+                    .cloned()
+                    .ok_or_else(|| ThresholdError::Keygen {
+                        reason: format!("no round-two message was made for participant {to}"),
+                    })?;
             out.push(DkgRound2 {
                 from: self.index,
                 to,

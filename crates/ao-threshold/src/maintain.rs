@@ -50,18 +50,16 @@ pub fn refresh_shares(
         .map(|s| identifier(s.index))
         .collect::<Result<Vec<_>, _>>()?;
     let (zero_shares, package) = compute_refreshing_shares(group.package.clone(), &ids, &mut OsRng)
-        .map_err(ThresholdError::frost)?;
+        .map_err(ThresholdError::Frost)?;
     let refreshed = GroupPublic::new(group.threshold, group.total, package)?;
     if refreshed.group_pubkey() != group.group_pubkey() {
-        return Err(ThresholdError::Frost(
-            "the refresh changed the group key".into(),
-        ));
+        return Err(ThresholdError::RefreshChangedKey);
     }
     let new_shares = shares
         .iter()
         .zip(zero_shares)
         .map(|(share, zero)| {
-            let key = refresh_share(zero, &share.key).map_err(ThresholdError::frost)?;
+            let key = refresh_share(zero, &share.key).map_err(ThresholdError::Frost)?;
             // FROST updates the secret share but keeps the old public share in the package:
             // rebuild it from the new secret, so the share describes itself truthfully.
             let verifying_share = VerifyingShare::from(*key.signing_share());
@@ -118,7 +116,7 @@ pub fn repair_share(
             &mut OsRng,
             lost_id,
         )
-        .map_err(ThresholdError::frost)?;
+        .map_err(ThresholdError::Frost)?;
         for (to, delta) in deltas {
             deltas_for.entry(to).or_default().push(delta);
         }
@@ -130,7 +128,7 @@ pub fn repair_share(
         .collect();
     // ...and the lost signer adds the sigmas up into its share.
     let key =
-        repair_share_part3(&sigmas, lost_id, &group.package).map_err(ThresholdError::frost)?;
+        repair_share_part3(&sigmas, lost_id, &group.package).map_err(ThresholdError::Frost)?;
     let share = SignerShare::new(lost, key);
     share.check_group(group)?;
     Ok(share)

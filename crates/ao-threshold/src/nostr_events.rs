@@ -40,10 +40,8 @@ pub fn sign_event(
         })?;
     let event = unsigned
         .add_signature(signature)
-        .map_err(|e| ThresholdError::Frost(format!("the signed event does not verify: {e}")))?;
-    event
-        .verify()
-        .map_err(|e| ThresholdError::Frost(format!("the signed event does not verify: {e}")))?;
+        .map_err(ThresholdError::SignedEventInvalid)?;
+    event.verify().map_err(ThresholdError::SignedEventInvalid)?;
     Ok(event)
 }
 
@@ -152,6 +150,8 @@ pub fn parse_agent_profile(event: &Event) -> Result<AgentIdentity, ThresholdErro
         [[operator, ..]] => identity = identity.with_operator(operator.clone()),
         _ => return Err(bad("more than one `operator` tag".into())),
     }
-    identity.validate().map_err(|e| bad(e.to_string()))?;
+    identity
+        .validate()
+        .map_err(ThresholdError::ProfileIdentity)?;
     Ok(identity)
 }

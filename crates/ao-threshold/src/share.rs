@@ -95,7 +95,7 @@ impl SignerShare {
         self.key
             .serialize()
             .map(zeroize::Zeroizing::new)
-            .map_err(ThresholdError::frost)
+            .map_err(ThresholdError::Frost)
     }
 
     pub(crate) fn from_secret_bytes(index: u16, bytes: &[u8]) -> Result<Self, ThresholdError> {

@@ -44,7 +44,7 @@ impl Commitment {
 
     /// The commitment's bytes, for transport.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ThresholdError> {
-        self.inner.serialize().map_err(ThresholdError::frost)
+        self.inner.serialize().map_err(ThresholdError::Frost)
     }
 
     /// Reads a commitment of signer `index` from transport bytes.
@@ -174,7 +174,7 @@ impl SignerShare {
             });
         }
         let inner = frost_secp256k1_tr::round2::sign(&request.package, &nonces.inner, &self.key)
-            .map_err(ThresholdError::frost)?;
+            .map_err(ThresholdError::Frost)?;
         Ok(PartialSignature {
             index: self.index,
             inner,
@@ -214,21 +214,19 @@ pub fn aggregate(
                 .first()
                 .and_then(|c| index_of(c, group.total))
                 .map_or_else(
-                    || ThresholdError::frost(e.clone()),
+                    || ThresholdError::Frost(e.clone()),
                     |index| ThresholdError::BadPartialSignature { index },
                 ),
-            other => ThresholdError::frost(other),
+            other => ThresholdError::Frost(other),
         },
     )?;
-    let bytes = signature.serialize().map_err(ThresholdError::frost)?;
+    let bytes = signature.serialize().map_err(ThresholdError::Frost)?;
     let signature: [u8; 64] = bytes.try_into().map_err(|_| ThresholdError::Malformed {
         what: "signature",
         reason: "not 64 bytes".into(),
     })?;
     if !group.verify(&request.message, &signature) {
-        return Err(ThresholdError::Frost(
-            "the aggregated signature does not verify under the group key".into(),
-        ));
+        return Err(ThresholdError::AggregateInvalid);
     }
     Ok(signature)
 }

@@ -93,3 +93,23 @@ fn a_split_key_forgets_nothing_it_should_not_print() {
         assert!(!debug.contains(&hex_secret));
     }
 }
+
+#[test]
+fn errors_can_cross_threads() {
+    fn send_sync_static<E: std::error::Error + Send + Sync + 'static>() {}
+    send_sync_static::<ThresholdError>();
+}
+
+#[test]
+fn a_frost_refusal_keeps_the_frost_error_as_its_cause() {
+    use std::error::Error as _;
+
+    let err = crate::group::identifier(0).unwrap_err();
+    assert!(matches!(err, ThresholdError::Frost(_)), "{err:?}");
+    let cause = err.source().unwrap();
+    assert!(cause.is::<frost_secp256k1_tr::Error>(), "{cause:?}");
+    assert!(
+        !err.to_string().contains(&cause.to_string()),
+        "the message does not repeat its cause: {err}"
+    );
+}

@@ -138,3 +138,99 @@ proptest! {
         prop_assert_eq!(p.as_str().parse::<BackendProvider>(), Ok(p));
     }
 }
+
+/// A root cause, as an I/O or SQLite error would be.
+#[derive(Debug, thiserror::Error)]
+#[error("disk full")]
+struct DiskFull;
+
+/// A context over a cause, as every error of this workspace is written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the ledger")]
+struct WriteLedger(#[source] DiskFull);
+
+/// A context over a context.
+#[derive(Debug, thiserror::Error)]
+#[error("the spend was not recorded")]
+struct Settle(#[source] WriteLedger);
+
+/// A wrapper that forwards its cause's message and source.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct Transparent(Settle);
+
+/// A wrapper that repeats its cause's message and also names it as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Repeats(#[source] Settle);
+
+/// An error of the old style: it prints its cause in its message and names it as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the store: {0}")]
+struct Interpolates(#[source] WriteLedger);
+
+/// An error whose message says nothing, over a cause that does.
+#[derive(Debug, thiserror::Error)]
+#[error("")]
+struct Silent(#[source] DiskFull);
+
+#[test]
+fn a_report_without_a_cause_is_the_message() {
+    assert_eq!(Report::new(&DiskFull).to_string(), "disk full");
+}
+
+#[test]
+fn a_report_prints_every_cause_once_in_order() {
+    let error = Settle(WriteLedger(DiskFull));
+    assert_eq!(error.to_string(), "the spend was not recorded");
+    assert_eq!(
+        Report::new(&error).to_string(),
+        "the spend was not recorded: cannot write the ledger: disk full"
+    );
+}
+
+#[test]
+fn a_report_does_not_repeat_a_forwarded_message() {
+    let expected = "the spend was not recorded: cannot write the ledger: disk full";
+    let transparent = Transparent(Settle(WriteLedger(DiskFull)));
+    assert_eq!(Report::new(&transparent).to_string(), expected);
+    let repeats = Repeats(Settle(WriteLedger(DiskFull)));
+    assert_eq!(Report::new(&repeats).to_string(), expected);
+}
+
+#[test]
+fn a_report_does_not_repeat_a_cause_already_in_the_message() {
+    let error = Interpolates(WriteLedger(DiskFull));
+    assert_eq!(
+        Report::new(&error).to_string(),
+        "cannot open the store: cannot write the ledger: disk full"
+    );
+}
+
+#[test]
+fn a_report_leaves_out_empty_messages() {
+    assert_eq!(Report::new(&Silent(DiskFull)).to_string(), "disk full");
+}
+
+#[test]
+fn a_report_keeps_a_cause_that_only_looks_like_the_end_of_the_message() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk")]
+    struct Disk;
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write to the ramdisk")]
+    struct Write(#[source] Disk);
+    assert_eq!(
+        Report::new(&Write(Disk)).to_string(),
+        "cannot write to the ramdisk: disk"
+    );
+}
+
+#[test]
+fn a_report_reads_a_boxed_dynamic_chain() {
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Settle(WriteLedger(DiskFull)));
+    assert_eq!(
+        Report::new(&*boxed).to_string(),
+        "the spend was not recorded: cannot write the ledger: disk full"
+    );
+}

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ao_approvals::{
-    ApprovalError, ApprovalStatus, ApprovalStore, MemoryApprovalStore, SolverAgentCoordinator,
-    build_decision_event,
+    ApprovalError, ApprovalStatus, ApprovalStore, ApprovalStoreError, MemoryApprovalStore,
+    SolverAgentCoordinator, build_decision_event,
 };
-use ao_audit::AuditLog;
+use ao_audit::{AuditError, AuditLog};
 use ao_identity::{AgentIdentity, AutonomyLevel};
-use ao_types::TestClock;
+use ao_types::{Report, TestClock};
 use nostr::{Event, JsonUtil, Keys};
 
 /// 2026-11-29T00:00:00Z.
@@ -554,4 +554,77 @@ fn a_decision_made_by_another_process_on_the_store_is_taken_up() {
         c.consume(&id, "purchase_skill", 5_000),
         Err(ApprovalError::AlreadyUsed { .. })
     ));
+}
+
+/// A store that loads nothing and refuses every write, as a full disk would.
+#[derive(Debug)]
+struct RefusingStore;
+
+impl AuditLog for RefusingStore {
+    fn append(&self, _event: ao_audit::AuditEvent) -> Result<ao_audit::AuditEntry, AuditError> {
+        Err(AuditError::write("disk full"))
+    }
+
+    fn entries(
+        &self,
+        _from_seq: u64,
+        _limit: usize,
+    ) -> Result<Vec<ao_audit::AuditEntry>, AuditError> {
+        Ok(Vec::new())
+    }
+}
+
+impl ApprovalStore for RefusingStore {
+    fn save(
+        &self,
+        _record: &ao_approvals::ApprovalRecord,
+        _audit: ao_audit::AuditEvent,
+    ) -> Result<ao_audit::AuditEntry, ApprovalStoreError> {
+        Err(ApprovalStoreError::write("disk full"))
+    }
+
+    fn load(
+        &self,
+        _request_id: &str,
+    ) -> Result<Option<ao_approvals::ApprovalRecord>, ApprovalStoreError> {
+        Ok(None)
+    }
+
+    fn load_agent(
+        &self,
+        _agent: &str,
+    ) -> Result<Vec<ao_approvals::ApprovalRecord>, ApprovalStoreError> {
+        Ok(Vec::new())
+    }
+
+    fn load_all(&self) -> Result<Vec<ao_approvals::ApprovalRecord>, ApprovalStoreError> {
+        Ok(Vec::new())
+    }
+}
+
+#[test]
+fn a_request_the_store_refuses_waits_in_memory_and_the_error_names_it() {
+    let c = SolverAgentCoordinator::new(identity(None))
+        .with_store(RefusingStore)
+        .unwrap();
+    let err = c
+        .try_request_approval("deploy", "ship it", 5_000)
+        .unwrap_err();
+    let ApprovalError::NotStored { request_id, .. } = &err else {
+        panic!("expected NotStored, got {err:?}");
+    };
+    assert_eq!(c.status(request_id), Some(ApprovalStatus::Pending));
+    assert!(!err.to_string().contains("disk full"), "{err}");
+    let report = Report::new(&err).to_string();
+    assert!(
+        report.starts_with(&format!(
+            "approval request `{request_id}` could not be stored"
+        )) && report
+            .ends_with(": the approval store cannot be written; nothing was changed: disk full"),
+        "{report}"
+    );
+
+    // The infallible form logs the error and still answers the id of the request in memory.
+    let id = c.request_approval("deploy", "ship it again", 5_000);
+    assert_eq!(c.status(&id), Some(ApprovalStatus::Pending));
 }

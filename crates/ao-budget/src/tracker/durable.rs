@@ -82,7 +82,7 @@ impl CostTracker {
                     let mut pending = self.pending.lock().map_err(|_| BudgetError::Poisoned)?;
                     pending.push(record);
                     self.degraded.store(true, Ordering::Release);
-                    tracing::error!(error = %source, "cost record not durable; refusing new spend until the ledger recovers");
+                    tracing::error!(error = %ao_types::Report::new(&source), "cost record not durable; refusing new spend until the ledger recovers");
                     return Err(BudgetError::NotDurable { source });
                 }
             }

@@ -181,3 +181,78 @@ fn serve_without_a_config_says_what_to_do() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_busy_address_is_reported_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ao(&["init", "--dir", path_str(dir.path())], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = ao(
+        &[
+            "serve",
+            "--config",
+            path_str(&dir.path().join("ao.toml")),
+            "--listen",
+            &addr,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{err}"));
+    // The context, then the system's cause, once.
+    let context = format!(
+        "error: cannot listen on `{addr}`; choose a free address with --listen or `server.listen`: "
+    );
+    assert!(line.starts_with(&context), "{line}");
+    let cause = &line[context.len()..];
+    assert!(cause.to_lowercase().contains("in use"), "{line}");
+    assert_eq!(line.matches(cause).count(), 1, "{line}");
+}
+
+#[test]
+fn revoking_an_unknown_key_says_how_to_list_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ao(&["init", "--dir", path_str(dir.path())], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = dir.path().join("ao.toml");
+    let out = ao(
+        &[
+            "keys",
+            "--config",
+            path_str(&config),
+            "revoke",
+            "no-such-key",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: no live key `no-such-key`; list the keys and their state with `ao keys list`"
+    );
+    let out = ao(
+        &[
+            "keys",
+            "--config",
+            path_str(&config),
+            "create",
+            "--agent",
+            "nobody",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "error: agent `nobody` is not in `{}`; add it under [agents] first",
+            config.display()
+        )
+    );
+}

@@ -113,7 +113,10 @@ impl Hook for Failing {
         "failing"
     }
     async fn before_tool(&self, _call: &mut ToolCall) -> Result<HookResult, HookError> {
-        Err(HookError::new("policy store unreachable"))
+        // An error with a cause: the block reason must carry the whole chain.
+        Err(HookError::new(ao_audit::AuditError::read(
+            "policy store unreachable",
+        )))
     }
 }
 
@@ -273,7 +276,9 @@ async fn a_panicking_or_failing_hook_blocks_and_the_manager_keeps_working() {
     .await;
     assert_eq!(
         result,
-        HookResult::block("hook `failing` failed: policy store unreachable")
+        HookResult::block(
+            "hook `failing` failed: the audit log cannot be read: policy store unreachable"
+        )
     );
     assert_eq!(tracker.outstanding_reservations("sisyphus").unwrap(), 0);
 }
