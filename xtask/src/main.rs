@@ -1,8 +1,10 @@
 //! The project's tasks, run as `cargo xtask <task>`.
 //!
-//! - `ci`: everything CI checks, in order: formatting, clippy with warnings denied, the facade's
-//!   feature combinations, every test (unit, integration, doc, cross-crate) and the docs with broken
-//!   intra-doc links denied.
+//! - `ci`: everything CI checks, in order: tidy, formatting, clippy with warnings denied, the
+//!   facade with each of its features alone, every test (unit, integration, doc, cross-crate) and
+//!   the docs with broken intra-doc links denied.
+//! - `tidy`: the fast checks of the workspace's shape (see `tidy.rs`): the architecture doc names
+//!   every crate, layering, dependencies from `[workspace.dependencies]`, file and function sizes.
 //! - `test`: every test of the workspace.
 //! - `integration`: the cross-crate suites in `tests/`.
 //!
@@ -14,14 +16,22 @@
     reason = "a task runner reports on the terminal"
 )]
 
+mod manifest;
+mod tidy;
+
 use std::env;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+/// The facade, whose every feature CI checks alone.
+const FACADE_MANIFEST: &str = "crates/agent-orchestrator/Cargo.toml";
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci           formatting, clippy (-D warnings), feature checks, every test, docs
+  ci           tidy, formatting, clippy (-D warnings), feature checks, every test, docs
+  tidy         architecture doc, layering, workspace dependencies, file and function sizes
   test         every test of the workspace (unit, integration, doc, cross-crate)
   integration  the cross-crate suites in tests/
   bench NAME   a benchmark, with its ratios against the baseline in the same run:
@@ -33,6 +43,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("tidy") => tidy::run(&workspace_root()),
         Some("test") => test(),
         Some("integration") => integration(),
         Some("bench") => bench(&args[1..]),
@@ -54,6 +65,7 @@ fn main() -> ExitCode {
 
 fn ci() -> Result<(), String> {
     let started = Instant::now();
+    tidy::run(&workspace_root())?;
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
     cargo(
         &[
@@ -69,17 +81,7 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     // The facade must build with each part alone, as a user who wants only that part would use it.
-    for features in [
-        "",
-        "identity",
-        "routing",
-        "budget",
-        "approvals",
-        "hooks",
-        "store",
-        "runtime",
-        "gateway",
-    ] {
+    for features in facade_feature_sets()? {
         cargo(
             &[
                 "clippy",
@@ -87,7 +89,7 @@ fn ci() -> Result<(), String> {
                 "agent-orchestrator",
                 "--no-default-features",
                 "--features",
-                features,
+                &features,
                 "--locked",
                 "--",
                 "-D",
@@ -103,6 +105,27 @@ fn ci() -> Result<(), String> {
     )?;
     println!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// No feature, then each feature of the facade's `[features]` alone (`default` aside), read from
+/// its manifest so that a new feature is checked without anyone remembering to list it.
+fn facade_feature_sets() -> Result<Vec<String>, String> {
+    let path = workspace_root().join(FACADE_MANIFEST);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let features: Vec<String> = manifest::features(&text)
+        .into_iter()
+        .filter(|f| f != "default")
+        .collect();
+    if features.is_empty() {
+        return Err(format!("{FACADE_MANIFEST}: found no [features] to check"));
+    }
+    Ok(std::iter::once(String::new()).chain(features).collect())
+}
+
+/// The workspace's root folder, whatever folder `cargo xtask` was run from.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn test() -> Result<(), String> {

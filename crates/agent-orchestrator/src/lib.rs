@@ -10,7 +10,8 @@
 //! | [`types`] | `ao-types` | always | providers, token usage, money, clocks, agent names |
 //! | `identity` | `ao-identity` | `identity` | threshold configurations, autonomy levels, agent identities |
 //! | `threshold` | `ao-threshold` | `threshold` | FROST keys: key generation, signing Nostr events, encrypted shares |
-//! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router |
+//! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router (no I/O) |
+//! | `routing::http` | `ao-routing` | `http` | real backends: the OpenAI-compatible client, retries, fallback |
 //! | `budget` | `ao-budget` | `budget` | cost tracking, reservations and budgets |
 //! | `approvals` | `ao-approvals` | `approvals` | the approval workflow, signed decisions |
 //! | `audit` | `ao-audit` | `approvals` | the hash-chained audit log |

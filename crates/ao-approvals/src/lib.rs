@@ -34,7 +34,8 @@
 
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "conformance")]
+// Compiled for the crate's own unit tests too, so its memory backend always runs the suite.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod coordinator;
 mod error;

@@ -97,3 +97,8 @@ fn status_words() {
         ["pending", "approved", "rejected", "expired"]
     );
 }
+
+#[test]
+fn memory_store_conforms() {
+    conformance::run_all(MemoryApprovalStore::new);
+}

@@ -19,7 +19,8 @@
 mod entry;
 mod log;
 
-#[cfg(feature = "conformance")]
+// Compiled for the crate's own unit tests too, so its memory backend always runs the suite.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use entry::{AuditEntry, AuditEvent, BrokenLink, GENESIS_HASH, verify_chain};

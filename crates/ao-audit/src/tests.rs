@@ -14,7 +14,6 @@ fn chain(n: u64) -> Vec<AuditEntry> {
 
 #[test]
 fn memory_log_conforms() {
-    #[cfg(feature = "conformance")]
     conformance::run_all(MemoryAuditLog::new);
     let log = MemoryAuditLog::new();
     log.append(AuditEvent::new(1, "k", "a", json!(1))).unwrap();

@@ -31,7 +31,8 @@ mod record;
 mod state;
 mod tracker;
 
-#[cfg(feature = "conformance")]
+// Compiled for the crate's own unit tests too, so its memory backend always runs the suite.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use config::{BudgetConfig, BudgetStatus};

@@ -558,7 +558,6 @@ fn tracker_is_send_and_sync() {
     check::<BudgetError>();
 }
 
-#[cfg(feature = "conformance")]
 #[test]
 fn memory_ledger_conforms() {
     crate::conformance::run_all(MemoryLedger::new);

@@ -8,11 +8,12 @@
 //!   and gives each agent its backend ([`MultiBackendRouter::get_backend`]) and the ordered list of
 //!   backends to try when one fails ([`MultiBackendRouter::fallback_chain`]).
 //!
-//! With the default feature `http`, the [`http`] module talks to the backends: the [`http::Backend`]
-//! trait, one OpenAI-compatible client ([`http::OpenAiBackend`]) for the OpenAI, Codex, GPT-OSS and
-//! Local (Ollama) providers with timeouts, retries, `Retry-After`, cooldown and streaming, and
-//! [`http::BackendPool`], which walks an agent's fallback chain. Without the feature the crate is
-//! the pure routing table and price list, with no I/O and few dependencies.
+// Plain names, not links, for what is behind `http`: the docs must build without the feature.
+//! With the feature `http` (off by default), the `http` module talks to the backends: the
+//! `http::Backend` trait, one OpenAI-compatible client (`http::OpenAiBackend`) for the OpenAI,
+//! Codex, GPT-OSS and Local (Ollama) providers with timeouts, retries, `Retry-After`, cooldown and
+//! streaming, and `http::BackendPool`, which walks an agent's fallback chain. Without the feature
+//! the crate is the pure routing table and price list, with no I/O and few dependencies.
 //!
 //! What it is **not** for: deciding whether a call may be paid for. Budgets and approvals are the
 //! jobs of other layers.

@@ -486,12 +486,6 @@ async fn wait_for_decision_times_out_or_sees_expiry() {
     assert_eq!(status, ApprovalStatus::Expired);
 }
 
-#[cfg(feature = "conformance")]
-#[test]
-fn memory_store_conforms() {
-    ao_approvals::conformance::run_all(MemoryApprovalStore::new);
-}
-
 #[test]
 fn coordinator_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
