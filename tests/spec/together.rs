@@ -85,6 +85,6 @@ async fn putting_it_all_together() {
     let id = coordinator.request_approval("purchase_skill", "Buy a skill", 5_000);
     assert!(coordinator.approve(&id).is_err());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let event = agent_orchestrator::approvals::build_decision_event(&operator, &id, true, None, now).unwrap();
+    let event = agent_orchestrator::approvals::build_decision_event(&operator, &id, agent_orchestrator::approvals::Verdict::Approve, None, now).unwrap();
     assert_eq!(coordinator.approve_signed(&event).unwrap(), agent_orchestrator::ApprovalStatus::Approved);
 }

@@ -11,7 +11,8 @@ use ao_audit::AuditEvent;
 use serde_json::json;
 
 use crate::{
-    ApprovalPolicy, ApprovalRecord, ApprovalStatus, ApprovalStore, Decision, PendingApproval, Vote,
+    ApprovalPolicy, ApprovalRecord, ApprovalStatus, ApprovalStore, Decision, PendingApproval,
+    Verdict, Vote,
 };
 
 fn record(id: &str, agent: &str, created_at: u64) -> ApprovalRecord {
@@ -61,7 +62,7 @@ pub fn records_round_trip_and_update_in_place(store: impl ApprovalStore) {
     assert_eq!(store.load("nope").unwrap(), None);
     r.votes.push(Vote {
         pubkey: "aa".repeat(32),
-        approved: true,
+        verdict: Verdict::Approve,
         event_id: "bb".repeat(32),
         signed_at: 101,
         reason: Some("ok".into()),

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::error::ApprovalError;
 use crate::record::{
-    ApprovalPolicy, ApprovalRecord, ApprovalStatus, PendingApproval, new_request_id,
+    ApprovalPolicy, ApprovalRecord, ApprovalStatus, PendingApproval, Verdict, new_request_id,
 };
 use crate::signed::parse_decision_event;
 use crate::store::{ApprovalStore, MemoryApprovalStore};
@@ -329,25 +329,25 @@ impl SolverAgentCoordinator {
     /// Approves a request, as the local operator. Refused once an operator key or guardians are
     /// configured (see [`with_unsigned_approvals`](SolverAgentCoordinator::with_unsigned_approvals)).
     pub fn approve(&self, id: &str) -> Result<(), ApprovalError> {
-        self.decide(id, true, LOCAL_OPERATOR, None)
+        self.decide(id, Verdict::Approve, LOCAL_OPERATOR, None)
     }
 
     /// Rejects a request, as the local operator.
     pub fn reject(&self, id: &str) -> Result<(), ApprovalError> {
-        self.decide(id, false, LOCAL_OPERATOR, None)
+        self.decide(id, Verdict::Reject, LOCAL_OPERATOR, None)
     }
 
     /// Decides a request without a signature, naming who decided and why.
     pub fn decide(
         &self,
         id: &str,
-        approve: bool,
+        verdict: Verdict,
         decided_by: &str,
         reason: Option<&str>,
     ) -> Result<(), ApprovalError> {
         let reason = reason.map(str::to_owned);
         self.mutate(id, |record, now| {
-            let audit = record.decide_unsigned(approve, decided_by, reason, now)?;
+            let audit = record.decide_unsigned(verdict, decided_by, reason, now)?;
             Ok(((), audit))
         })
     }
@@ -356,12 +356,12 @@ impl SolverAgentCoordinator {
     /// guardian. Returns the status after it: `Approved`, or `Pending` while more guardians must
     /// sign. Anything that does not verify is an error that changes nothing.
     pub fn approve_signed(&self, event: &Event) -> Result<ApprovalStatus, ApprovalError> {
-        self.apply_signed(event, Some(true))
+        self.apply_signed(event, Some(Verdict::Approve))
     }
 
     /// Applies a signed denial (`["decision", "denied"]`): the request is rejected.
     pub fn reject_signed(&self, event: &Event) -> Result<ApprovalStatus, ApprovalError> {
-        self.apply_signed(event, Some(false))
+        self.apply_signed(event, Some(Verdict::Reject))
     }
 
     /// Applies a signed decision, whichever it says.
@@ -433,7 +433,7 @@ impl SolverAgentCoordinator {
     fn apply_signed(
         &self,
         event: &Event,
-        expect: Option<bool>,
+        expect: Option<Verdict>,
     ) -> Result<ApprovalStatus, ApprovalError> {
         let id = parse_decision_event(event)?.request_id;
         self.mutate(&id, |record, now| record.apply_signed(event, expect, now))

@@ -46,7 +46,8 @@ mod store;
 pub use coordinator::{DEFAULT_EXPIRY, DEFAULT_MAX_EVENT_AGE, SolverAgentCoordinator};
 pub use error::{ApprovalError, ApprovalStoreError};
 pub use record::{
-    ApprovalPolicy, ApprovalRecord, ApprovalStatus, Decision, PendingApproval, Vote, new_request_id,
+    ApprovalPolicy, ApprovalRecord, ApprovalStatus, Decision, PendingApproval, Verdict, Vote,
+    new_request_id,
 };
 pub use signed::{DECISION_KIND, ParsedDecision, build_decision_event, parse_decision_event};
 pub use store::{ApprovalStore, MemoryApprovalStore};

@@ -60,6 +60,54 @@ impl fmt::Display for ApprovalStatus {
     }
 }
 
+/// What a decision says: approve or reject. An approval event says `approved`, a rejection
+/// `denied`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Let the request go ahead.
+    Approve,
+    /// Refuse it.
+    Reject,
+}
+
+impl Verdict {
+    /// The word a kind-39213 decision event carries: `approved` or `denied`.
+    pub fn event_word(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approved",
+            Verdict::Reject => "denied",
+        }
+    }
+
+    /// The verdict an event's word names, if it names one.
+    pub fn from_event_word(word: &str) -> Option<Self> {
+        match word {
+            "approved" => Some(Verdict::Approve),
+            "denied" => Some(Verdict::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// Stored as the boolean `approved`, as records were before verdicts had a type.
+mod verdict_as_approved {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Verdict;
+
+    pub(super) fn serialize<S: Serializer>(verdict: &Verdict, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*verdict == Verdict::Approve)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        Ok(if bool::deserialize(d)? {
+            Verdict::Approve
+        } else {
+            Verdict::Reject
+        })
+    }
+}
+
 /// A final decision: what, by whom, when and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -78,8 +126,9 @@ pub struct Decision {
 pub struct Vote {
     /// The guardian's public key, hex.
     pub pubkey: String,
-    /// Whether it approves.
-    pub approved: bool,
+    /// What it says.
+    #[serde(rename = "approved", with = "verdict_as_approved")]
+    pub verdict: Verdict,
     /// The id of the signed event, hex.
     pub event_id: String,
     /// When the event was signed, in Unix seconds.
@@ -181,12 +230,13 @@ impl ApprovalRecord {
     /// approval and the policy wants signatures.
     pub fn decide_unsigned(
         &mut self,
-        approve: bool,
+        verdict: Verdict,
         decided_by: &str,
         reason: Option<String>,
         now: u64,
     ) -> Result<AuditEvent, ApprovalError> {
         self.ensure_pending(now)?;
+        let approve = verdict == Verdict::Approve;
         if approve && !self.policy.allow_unsigned {
             return Err(ApprovalError::SignatureRequired {
                 id: self.id().to_owned(),
@@ -215,8 +265,9 @@ impl ApprovalRecord {
         ))
     }
 
-    /// Applies a signed decision event. `expect` is `Some(true)` for an approval call,
-    /// `Some(false)` for a rejection call, `None` to take whatever the event says.
+    /// Applies a signed decision event. `expect` is the verdict the caller means to apply (an
+    /// approval call refuses a denial event, and the reverse), `None` to take whatever the event
+    /// says.
     ///
     /// The event must verify, be of kind 39213, name this request, come from an approver, be
     /// fresh, and be the first vote of its author. An approval counts towards the policy's
@@ -224,69 +275,21 @@ impl ApprovalRecord {
     pub fn apply_signed(
         &mut self,
         event: &Event,
-        expect: Option<bool>,
+        expect: Option<Verdict>,
         now: u64,
     ) -> Result<(ApprovalStatus, AuditEvent), ApprovalError> {
-        let ParsedDecision {
-            request_id,
-            approved,
-            reason,
-        } = parse_decision_event(event)?;
-        if request_id != self.id() {
-            return Err(ApprovalError::WrongRequest {
-                named: request_id,
-                expected: self.id().to_owned(),
-            });
-        }
-        if let Some(expected) = expect
-            && expected != approved
-        {
-            return Err(ApprovalError::DecisionMismatch {
-                found: if approved { "approved" } else { "denied" },
-                expected: if expected {
-                    "approve_signed"
-                } else {
-                    "reject_signed"
-                },
-            });
-        }
-        self.ensure_pending(now)?;
-        let author = event.pubkey.to_hex();
-        if !self.policy.approvers.contains(&author) {
-            return Err(ApprovalError::UnauthorizedSigner { pubkey: author });
-        }
-        let signed_at = event.created_at.as_secs();
-        let not_before = self
-            .request
-            .created_at
-            .saturating_sub(SKEW_SECS)
-            .max(now.saturating_sub(self.policy.max_event_age_secs));
-        let not_after = now.saturating_add(SKEW_SECS);
-        if signed_at < not_before || signed_at > not_after {
-            return Err(ApprovalError::StaleEvent {
-                created_at: signed_at,
-                not_before,
-                not_after,
-            });
-        }
-        if self.votes.iter().any(|v| v.pubkey == author) {
-            return Err(ApprovalError::DuplicateVote { pubkey: author });
-        }
-        self.votes.push(Vote {
-            pubkey: author.clone(),
-            approved,
-            event_id: event.id.to_hex(),
-            signed_at,
-            reason: reason.clone(),
-        });
+        let vote = self.check_vote(event, expect, now)?;
+        let author = vote.pubkey.clone();
+        let (verdict, reason) = (vote.verdict, vote.reason.clone());
+        self.votes.push(vote);
         let approvals: Vec<String> = self
             .votes
             .iter()
-            .filter(|v| v.approved)
+            .filter(|v| v.verdict == Verdict::Approve)
             .map(|v| v.pubkey.clone())
             .collect();
         let required = usize::try_from(self.policy.required).unwrap_or(usize::MAX);
-        if !approved {
+        if verdict == Verdict::Reject {
             self.decision = Some(Decision {
                 status: ApprovalStatus::Rejected,
                 decided_by: vec![author.clone()],
@@ -313,7 +316,7 @@ impl ApprovalRecord {
             json!({
                 "signed": true,
                 "signer": author,
-                "vote": if approved { "approved" } else { "denied" },
+                "vote": verdict.event_word(),
                 "event_id": event.id.to_hex(),
                 "approvals": approvals.len(),
                 "required": self.policy.required,
@@ -321,6 +324,68 @@ impl ApprovalRecord {
             }),
         );
         Ok((status, audit))
+    }
+
+    /// The vote `event` casts on this request, once every check passed: it verifies, decides
+    /// this request as `expect` says, the request is pending, the author is an approver who has
+    /// not voted yet, and the event is fresh.
+    fn check_vote(
+        &self,
+        event: &Event,
+        expect: Option<Verdict>,
+        now: u64,
+    ) -> Result<Vote, ApprovalError> {
+        let ParsedDecision {
+            request_id,
+            verdict,
+            reason,
+        } = parse_decision_event(event)?;
+        if request_id != self.id() {
+            return Err(ApprovalError::WrongRequest {
+                named: request_id,
+                expected: self.id().to_owned(),
+            });
+        }
+        if let Some(expected) = expect
+            && expected != verdict
+        {
+            return Err(ApprovalError::DecisionMismatch {
+                found: verdict.event_word(),
+                expected: match expected {
+                    Verdict::Approve => "approve_signed",
+                    Verdict::Reject => "reject_signed",
+                },
+            });
+        }
+        self.ensure_pending(now)?;
+        let author = event.pubkey.to_hex();
+        if !self.policy.approvers.contains(&author) {
+            return Err(ApprovalError::UnauthorizedSigner { pubkey: author });
+        }
+        let signed_at = event.created_at.as_secs();
+        let not_before = self
+            .request
+            .created_at
+            .saturating_sub(SKEW_SECS)
+            .max(now.saturating_sub(self.policy.max_event_age_secs));
+        let not_after = now.saturating_add(SKEW_SECS);
+        if signed_at < not_before || signed_at > not_after {
+            return Err(ApprovalError::StaleEvent {
+                created_at: signed_at,
+                not_before,
+                not_after,
+            });
+        }
+        if self.votes.iter().any(|v| v.pubkey == author) {
+            return Err(ApprovalError::DuplicateVote { pubkey: author });
+        }
+        Ok(Vote {
+            pubkey: author,
+            verdict,
+            event_id: event.id.to_hex(),
+            signed_at,
+            reason,
+        })
     }
 
     /// Uses the approval for one call of `action` estimated at `cost_sats`: it must be approved,

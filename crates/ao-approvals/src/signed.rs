@@ -6,6 +6,7 @@
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
 
 use crate::error::ApprovalError;
+use crate::record::Verdict;
 
 /// The NIP-SA guardian approval kind.
 pub const DECISION_KIND: u16 = 39213;
@@ -15,8 +16,8 @@ pub const DECISION_KIND: u16 = 39213;
 pub struct ParsedDecision {
     /// The request it decides.
     pub request_id: String,
-    /// Approved (`true`) or denied (`false`).
-    pub approved: bool,
+    /// What it says.
+    pub verdict: Verdict,
     /// The reason in the content, if not empty.
     pub reason: Option<String>,
 }
@@ -28,17 +29,14 @@ pub struct ParsedDecision {
 pub fn build_decision_event(
     keys: &Keys,
     request_id: &str,
-    approved: bool,
+    verdict: Verdict,
     reason: Option<&str>,
     created_at: u64,
 ) -> Result<Event, ApprovalError> {
     EventBuilder::new(Kind::Custom(DECISION_KIND), reason.unwrap_or_default())
         .tags([
             Tag::identifier(request_id),
-            Tag::custom(
-                TagKind::custom("decision"),
-                [if approved { "approved" } else { "denied" }],
-            ),
+            Tag::custom(TagKind::custom("decision"), [verdict.event_word()]),
         ])
         .custom_created_at(Timestamp::from_secs(created_at))
         .sign_with_keys(keys)
@@ -69,19 +67,14 @@ pub fn parse_decision_event(event: &Event) -> Result<ParsedDecision, ApprovalErr
         }
     };
     let request_id = single("d")?.to_owned();
-    let approved = match single("decision")? {
-        "approved" => true,
-        "denied" => false,
-        other => {
-            return Err(ApprovalError::UnknownDecision {
-                found: other.to_owned(),
-            });
-        }
-    };
+    let word = single("decision")?;
+    let verdict = Verdict::from_event_word(word).ok_or_else(|| ApprovalError::UnknownDecision {
+        found: word.to_owned(),
+    })?;
     let reason = (!event.content.is_empty()).then(|| event.content.clone());
     Ok(ParsedDecision {
         request_id,
-        approved,
+        verdict,
         reason,
     })
 }

@@ -5,18 +5,19 @@ use super::*;
 #[test]
 fn decision_events_round_trip() {
     let keys = Keys::generate();
-    let event = build_decision_event(&keys, "abc", false, Some("too much"), 1_000).unwrap();
+    let event =
+        build_decision_event(&keys, "abc", Verdict::Reject, Some("too much"), 1_000).unwrap();
     assert_eq!(event.kind.as_u16(), DECISION_KIND);
     let parsed = parse_decision_event(&event).unwrap();
     assert_eq!(
         parsed,
         ParsedDecision {
             request_id: "abc".into(),
-            approved: false,
+            verdict: Verdict::Reject,
             reason: Some("too much".into()),
         }
     );
-    let approved = build_decision_event(&keys, "abc", true, None, 1_000).unwrap();
+    let approved = build_decision_event(&keys, "abc", Verdict::Approve, None, 1_000).unwrap();
     assert_eq!(parse_decision_event(&approved).unwrap().reason, None);
 }
 
@@ -75,7 +76,7 @@ fn a_signed_vote_for_another_request_is_refused_by_the_record() {
         decision: None,
         used_at: None,
     };
-    let event = build_decision_event(&keys, "theirs", true, None, 100).unwrap();
+    let event = build_decision_event(&keys, "theirs", Verdict::Approve, None, 100).unwrap();
     let before = record.clone();
     assert!(matches!(
         record.apply_signed(&event, None, 100),
@@ -101,4 +102,20 @@ fn status_words() {
 #[test]
 fn memory_store_conforms() {
     conformance::run_all(MemoryApprovalStore::new);
+}
+
+#[test]
+fn a_vote_is_stored_as_it_was_before_verdicts_had_a_type() {
+    let vote = Vote {
+        pubkey: "ab".into(),
+        verdict: Verdict::Reject,
+        event_id: "cd".into(),
+        signed_at: 5,
+        reason: None,
+    };
+    let json = serde_json::to_value(&vote).unwrap();
+    assert_eq!(json["approved"], false);
+    let stored = r#"{"pubkey":"ab","approved":true,"event_id":"cd","signed_at":5,"reason":null}"#;
+    let read: Vote = serde_json::from_str(stored).unwrap();
+    assert_eq!(read.verdict, Verdict::Approve);
 }

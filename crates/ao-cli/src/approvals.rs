@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use agent_orchestrator::approvals::{
-    ApprovalRecord, ApprovalStatus, ApprovalStore, build_decision_event,
+    ApprovalRecord, ApprovalStatus, ApprovalStore, Verdict, build_decision_event,
 };
 use agent_orchestrator::audit::AuditLog;
 use agent_orchestrator::store::SqliteStore;
@@ -64,8 +64,8 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
     let store = SqliteStore::open(&args.db)?;
     match args.command {
         Command::List { all } => list(&store, all),
-        Command::Approve(d) => decide(&store, d, true),
-        Command::Reject(d) => decide(&store, d, false),
+        Command::Approve(d) => decide(&store, d, Verdict::Approve),
+        Command::Reject(d) => decide(&store, d, Verdict::Reject),
         Command::VerifyLog => verify_log(&store),
     }
 }
@@ -111,7 +111,7 @@ fn list(store: &SqliteStore, all: bool) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn decide(store: &SqliteStore, d: Decide, approve: bool) -> Result<ExitCode, CliError> {
+fn decide(store: &SqliteStore, d: Decide, verdict: Verdict) -> Result<ExitCode, CliError> {
     let now = SystemClock.now()?;
     let mut record = store
         .load(&d.id)?
@@ -122,18 +122,22 @@ fn decide(store: &SqliteStore, d: Decide, approve: bool) -> Result<ExitCode, Cli
     let (status, audit) = match &d.key_file {
         Some(path) => {
             let keys = read_keys(Path::new(path))?;
-            let event = build_decision_event(&keys, &d.id, approve, d.reason.as_deref(), now)?;
-            record.apply_signed(&event, Some(approve), now)?
+            let event = build_decision_event(&keys, &d.id, verdict, d.reason.as_deref(), now)?;
+            record.apply_signed(&event, Some(verdict), now)?
         }
         None => {
-            let audit = record.decide_unsigned(approve, &d.by, d.reason.clone(), now)?;
+            let audit = record.decide_unsigned(verdict, &d.by, d.reason.clone(), now)?;
             (record.status_at(now), audit)
         }
     };
     store.save(&record, audit)?;
     match status {
         ApprovalStatus::Pending => {
-            let approvals = record.votes.iter().filter(|v| v.approved).count();
+            let approvals = record
+                .votes
+                .iter()
+                .filter(|v| v.verdict == Verdict::Approve)
+                .count();
             println!(
                 "{}: vote recorded, {approvals} of {} approvals; still pending",
                 d.id, record.policy.required

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use agent_orchestrator::approvals::build_decision_event;
+use agent_orchestrator::approvals::{Verdict, build_decision_event};
 use agent_orchestrator::audit::AuditLog;
 use agent_orchestrator::orchestrator::{CallOptions, OrchestratorError};
 use agent_orchestrator::routing::http::{ChatMessage, ChatRequest};
@@ -181,7 +181,13 @@ budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
         ),
         Ok(()) => return Err(DemoError::SelfApproved.into()),
     }
-    let decision = build_decision_event(&operator, &request_id, true, Some("go ahead"), now)?;
+    let decision = build_decision_event(
+        &operator,
+        &request_id,
+        Verdict::Approve,
+        Some("go ahead"),
+        now,
+    )?;
     let status = coordinator.approve_signed(&decision)?;
     println!("   the operator signs a kind-39213 approval: the request is {status}");
 

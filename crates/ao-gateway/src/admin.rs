@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ao_approvals::{ApprovalError, SolverAgentCoordinator, parse_decision_event};
+use ao_approvals::{ApprovalError, SolverAgentCoordinator, Verdict, parse_decision_event};
 use ao_audit::AuditLog;
 use ao_budget::BudgetStatus;
 use ao_store::ApiKeyRow;
@@ -179,7 +179,7 @@ struct DecisionBody {
     decided_by: Option<String>,
 }
 
-async fn decide(state: Arc<AppState>, id: String, body: Bytes, approve: bool) -> Response {
+async fn decide(state: Arc<AppState>, id: String, body: Bytes, verdict: Verdict) -> Response {
     let decision: DecisionBody = if body.is_empty() {
         DecisionBody::default()
     } else {
@@ -200,7 +200,7 @@ async fn decide(state: Arc<AppState>, id: String, body: Bytes, approve: bool) ->
         return approval_error(&ApprovalError::NotFound { id });
     };
     let by = decision.decided_by.as_deref().unwrap_or("admin api");
-    match coordinator.decide(&id, approve, by, decision.reason.as_deref()) {
+    match coordinator.decide(&id, verdict, by, decision.reason.as_deref()) {
         Ok(()) => {
             Json(json!({"request_id": id, "status": coordinator.status(&id).map(|s| s.as_str())}))
                 .into_response()
@@ -214,7 +214,7 @@ async fn approve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(state, id, body, true).await
+    decide(state, id, body, Verdict::Approve).await
 }
 
 async fn reject(
@@ -222,7 +222,7 @@ async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    decide(state, id, body, false).await
+    decide(state, id, body, Verdict::Reject).await
 }
 
 /// A signed NIP-SA decision event (kind 39213), which names its request.

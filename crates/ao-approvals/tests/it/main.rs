@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ao_approvals::{
     ApprovalError, ApprovalStatus, ApprovalStore, ApprovalStoreError, MemoryApprovalStore,
-    SolverAgentCoordinator, build_decision_event,
+    SolverAgentCoordinator, Verdict, build_decision_event,
 };
 use ao_audit::{AuditError, AuditLog};
 use ao_identity::{AgentIdentity, AutonomyLevel};
@@ -56,7 +56,7 @@ fn approve_and_reject_are_different_decisions() {
     assert_eq!(decision.decided_at, T0 + 30);
     c.decide(
         &c.request_approval("x", "y", 1),
-        false,
+        Verdict::Reject,
         "alice",
         Some("too pricey"),
     )
@@ -147,7 +147,8 @@ fn with_an_operator_key_only_a_signed_approval_counts() {
     );
     assert_eq!(c.status(&id), Some(ApprovalStatus::Pending));
     clock.advance(10);
-    let event = build_decision_event(&operator, &id, true, Some("looks fine"), T0 + 5).unwrap();
+    let event =
+        build_decision_event(&operator, &id, Verdict::Approve, Some("looks fine"), T0 + 5).unwrap();
     assert_eq!(c.approve_signed(&event).unwrap(), ApprovalStatus::Approved);
     let record = c.record(&id).unwrap();
     let decision = record.decision.unwrap();
@@ -187,7 +188,7 @@ fn refused_without_a_trace(
     assert_eq!(c.status(id), Some(ApprovalStatus::Pending));
     assert!(c.record(id).unwrap().votes.is_empty());
     assert_eq!(audit_len(c), before, "a refused decision is not logged");
-    let good = build_decision_event(operator, id, true, None, T0).unwrap();
+    let good = build_decision_event(operator, id, Verdict::Approve, None, T0).unwrap();
     assert_eq!(c.approve_signed(&good).unwrap(), ApprovalStatus::Approved);
     err
 }
@@ -195,7 +196,8 @@ fn refused_without_a_trace(
 #[test]
 fn a_decision_signed_by_a_stranger_is_refused() {
     let (operator, c, id) = pending_for_operator();
-    let wrong_key = build_decision_event(&Keys::generate(), &id, true, None, T0).unwrap();
+    let wrong_key =
+        build_decision_event(&Keys::generate(), &id, Verdict::Approve, None, T0).unwrap();
     assert!(matches!(
         refused_without_a_trace(&c, &operator, &id, &wrong_key),
         ApprovalError::UnauthorizedSigner { .. }
@@ -208,7 +210,7 @@ fn a_decision_for_an_unknown_request_is_refused() {
     let unknown_request = build_decision_event(
         &operator,
         "00112233445566778899aabbccddeeff",
-        true,
+        Verdict::Approve,
         None,
         T0,
     )
@@ -222,7 +224,7 @@ fn a_decision_for_an_unknown_request_is_refused() {
 #[test]
 fn a_decision_with_a_broken_signature_is_refused() {
     let (operator, c, id) = pending_for_operator();
-    let good = build_decision_event(&operator, &id, true, None, T0).unwrap();
+    let good = build_decision_event(&operator, &id, Verdict::Approve, None, T0).unwrap();
     let bad_sig = tamper(&good, |j| {
         let sig = j["sig"].as_str().unwrap().to_owned();
         let flipped = if sig.starts_with('0') { "1" } else { "0" };
@@ -237,7 +239,7 @@ fn a_decision_with_a_broken_signature_is_refused() {
 #[test]
 fn a_denial_edited_into_an_approval_is_refused() {
     let (operator, c, id) = pending_for_operator();
-    let denied = build_decision_event(&operator, &id, false, None, T0).unwrap();
+    let denied = build_decision_event(&operator, &id, Verdict::Reject, None, T0).unwrap();
     let tampered_tag = tamper(&denied, |j| j["tags"][1][1] = "approved".into());
     assert!(matches!(
         refused_without_a_trace(&c, &operator, &id, &tampered_tag),
@@ -249,7 +251,7 @@ fn a_denial_edited_into_an_approval_is_refused() {
 fn an_approval_retargeted_at_another_request_is_refused() {
     let (operator, c, id) = pending_for_operator();
     let other_id = c.request_approval("other", "d", 5_000);
-    let good = build_decision_event(&operator, &id, true, None, T0).unwrap();
+    let good = build_decision_event(&operator, &id, Verdict::Approve, None, T0).unwrap();
     let retargeted = tamper(&good, |j| j["tags"][0][1] = other_id.clone().into());
     assert!(matches!(
         refused_without_a_trace(&c, &operator, &id, &retargeted),
@@ -261,7 +263,7 @@ fn an_approval_retargeted_at_another_request_is_refused() {
 #[test]
 fn a_decision_made_two_hours_ago_is_refused_as_stale() {
     let (operator, c, id) = pending_for_operator();
-    let stale = build_decision_event(&operator, &id, true, None, T0 - 7_200).unwrap();
+    let stale = build_decision_event(&operator, &id, Verdict::Approve, None, T0 - 7_200).unwrap();
     assert!(matches!(
         refused_without_a_trace(&c, &operator, &id, &stale),
         ApprovalError::StaleEvent { .. }
@@ -271,7 +273,7 @@ fn a_decision_made_two_hours_ago_is_refused_as_stale() {
 #[test]
 fn a_decision_dated_an_hour_ahead_is_refused_as_stale() {
     let (operator, c, id) = pending_for_operator();
-    let future = build_decision_event(&operator, &id, true, None, T0 + 3_600).unwrap();
+    let future = build_decision_event(&operator, &id, Verdict::Approve, None, T0 + 3_600).unwrap();
     assert!(matches!(
         refused_without_a_trace(&c, &operator, &id, &future),
         ApprovalError::StaleEvent { .. }
@@ -281,7 +283,7 @@ fn a_decision_dated_an_hour_ahead_is_refused_as_stale() {
 #[test]
 fn a_denial_handed_to_approve_signed_is_not_an_approval() {
     let (operator, c, id) = pending_for_operator();
-    let denied = build_decision_event(&operator, &id, false, None, T0).unwrap();
+    let denied = build_decision_event(&operator, &id, Verdict::Reject, None, T0).unwrap();
     assert!(matches!(
         refused_without_a_trace(&c, &operator, &id, &denied),
         ApprovalError::DecisionMismatch { .. }
@@ -313,16 +315,17 @@ fn two_of_three_guardians_need_two_distinct_signers() {
         c.approve(&id),
         Err(ApprovalError::SignatureRequired { .. })
     ));
-    let first = build_decision_event(&guardians[0], &id, true, None, T0).unwrap();
+    let first = build_decision_event(&guardians[0], &id, Verdict::Approve, None, T0).unwrap();
     assert_eq!(c.approve_signed(&first).unwrap(), ApprovalStatus::Pending);
     // The same guardian again, even with a fresh event, does not count twice.
-    let again = build_decision_event(&guardians[0], &id, true, Some("really"), T0 + 1).unwrap();
+    let again =
+        build_decision_event(&guardians[0], &id, Verdict::Approve, Some("really"), T0 + 1).unwrap();
     assert!(matches!(
         c.approve_signed(&again),
         Err(ApprovalError::DuplicateVote { .. })
     ));
     assert_eq!(c.status(&id), Some(ApprovalStatus::Pending));
-    let second = build_decision_event(&guardians[2], &id, true, None, T0).unwrap();
+    let second = build_decision_event(&guardians[2], &id, Verdict::Approve, None, T0).unwrap();
     assert_eq!(c.approve_signed(&second).unwrap(), ApprovalStatus::Approved);
     let mut by = c.record(&id).unwrap().decision.unwrap().decided_by;
     by.sort();
@@ -335,11 +338,13 @@ fn two_of_three_guardians_need_two_distinct_signers() {
 
     // One denial rejects, even after an approval.
     let id = c.request_approval("purchase_skill", "buy", 5_000);
-    c.approve_signed(&build_decision_event(&guardians[0], &id, true, None, T0).unwrap())
-        .unwrap();
-    let veto = build_decision_event(&guardians[1], &id, false, Some("no"), T0).unwrap();
+    c.approve_signed(
+        &build_decision_event(&guardians[0], &id, Verdict::Approve, None, T0).unwrap(),
+    )
+    .unwrap();
+    let veto = build_decision_event(&guardians[1], &id, Verdict::Reject, Some("no"), T0).unwrap();
     assert_eq!(c.reject_signed(&veto).unwrap(), ApprovalStatus::Rejected);
-    let late = build_decision_event(&guardians[2], &id, true, None, T0).unwrap();
+    let late = build_decision_event(&guardians[2], &id, Verdict::Approve, None, T0).unwrap();
     assert!(matches!(
         c.approve_signed(&late),
         Err(ApprovalError::AlreadyDecided { .. })
@@ -383,7 +388,7 @@ fn restart_keeps_pending_and_decided_requests() {
         let p = c.request_approval("a", "pending one", 5_000);
         let a = c.request_approval("a", "approved one", 5_000);
         let r = c.request_approval("a", "rejected one", 5_000);
-        c.approve_signed(&build_decision_event(&operator, &a, true, None, T0).unwrap())
+        c.approve_signed(&build_decision_event(&operator, &a, Verdict::Approve, None, T0).unwrap())
             .unwrap();
         c.reject(&r).unwrap();
         (p, a, r)
@@ -394,8 +399,10 @@ fn restart_keeps_pending_and_decided_requests() {
     assert_eq!(c.status(&rejected), Some(ApprovalStatus::Rejected));
     assert_eq!(c.list_pending().len(), 1);
     assert_eq!(c.list_pending()[0].description, "pending one");
-    c.approve_signed(&build_decision_event(&operator, &pending, true, None, T0).unwrap())
-        .unwrap();
+    c.approve_signed(
+        &build_decision_event(&operator, &pending, Verdict::Approve, None, T0).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         store
             .load(&pending)
@@ -504,7 +511,7 @@ fn the_agents_own_key_never_approves_for_it() {
     let own = build_decision_event(
         &agent,
         &id,
-        true,
+        Verdict::Approve,
         None,
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -540,7 +547,7 @@ fn a_decision_made_by_another_process_on_the_store_is_taken_up() {
         .unwrap()
         .as_secs();
     let audit = record
-        .decide_unsigned(true, "cli operator", None, now)
+        .decide_unsigned(Verdict::Approve, "cli operator", None, now)
         .unwrap();
     store.save(&record, audit).unwrap();
     c.consume(&id, "purchase_skill", 5_000).unwrap();

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use ao_approvals::build_decision_event;
+use ao_approvals::{Verdict, build_decision_event};
 use ao_audit::AuditLog;
 use ao_budget::Ledger;
 use ao_sim::{Behavior, SimServer};
@@ -162,7 +162,7 @@ async fn a_supervised_agent_gets_403_then_goes_through_once_approved() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let event = build_decision_event(&gw.operator, &id, true, Some("ok"), now).unwrap();
+    let event = build_decision_event(&gw.operator, &id, Verdict::Approve, Some("ok"), now).unwrap();
     let signed = client
         .post(gw.url("/admin/approvals/signed"))
         .bearer_auth(ADMIN_TOKEN)

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use ao_approvals::{ApprovalStatus, SolverAgentCoordinator, build_decision_event};
+use ao_approvals::{ApprovalStatus, SolverAgentCoordinator, Verdict, build_decision_event};
 use ao_audit::AuditLog;
 use ao_identity::{AgentIdentity, AutonomyLevel};
 use ao_store::SqliteStore;
@@ -44,8 +44,10 @@ fn restart_with_sqlite_keeps_everything() {
         );
         let p = c.request_approval("purchase_skill", "pending", 5_000);
         let a = c.request_approval("purchase_skill", "approved", 6_000);
-        c.approve_signed(&build_decision_event(&operator, &a, true, Some("ok"), T0).unwrap())
-            .unwrap();
+        c.approve_signed(
+            &build_decision_event(&operator, &a, Verdict::Approve, Some("ok"), T0).unwrap(),
+        )
+        .unwrap();
         (p, a)
     };
     let c = coordinator(
