@@ -84,7 +84,7 @@ fn approval_logic_by_autonomy_level() {
         assert_eq!(semi.requires_approval("any", cost), cost > 1000);
         assert!(!fully.requires_approval("any", cost));
     }
-    let strict = coordinator(AutonomyLevel::SemiAutonomous).with_approval_threshold_sats(100);
+    let strict = coordinator(AutonomyLevel::SemiAutonomous).with_approval_above_sats(100);
     assert!(strict.requires_approval("any", 101));
     assert!(!strict.requires_approval("any", 100));
 }

@@ -1,6 +1,6 @@
 //! "Threshold-Protected Identity" and "Agent Identity (NIP-SA)".
 
-use agent_orchestrator::identity::{DEFAULT_APPROVAL_THRESHOLD_SATS, IdentityError};
+use agent_orchestrator::identity::{DEFAULT_APPROVAL_ABOVE_SATS, IdentityError};
 
 #[test]
 fn threshold_config_usage() {
@@ -118,7 +118,7 @@ fn autonomy_levels_and_their_table() {
     // --- end spec
 
     // | Supervised | Always | ; | SemiAutonomous | Cost > 1000 sats | ; | FullyAutonomous | Never |
-    let threshold = DEFAULT_APPROVAL_THRESHOLD_SATS;
+    let threshold = DEFAULT_APPROVAL_ABOVE_SATS;
     assert_eq!(threshold, 1000);
     for cost in [0, 1, 500, 1000, 1001, 5000, 1_000_000] {
         assert!(

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ao_audit::{AuditEvent, BrokenLink};
-use ao_identity::{AgentIdentity, DEFAULT_APPROVAL_THRESHOLD_SATS, parse_public_key};
+use ao_identity::{AgentIdentity, DEFAULT_APPROVAL_ABOVE_SATS, parse_public_key};
 use ao_types::{Report, SharedClock, SystemClock};
 use nostr::Event;
 use tokio::sync::watch;
@@ -74,7 +74,7 @@ impl State {
 /// ```
 pub struct SolverAgentCoordinator {
     identity: AgentIdentity,
-    threshold_sats: u64,
+    approval_above_sats: u64,
     expiry_secs: u64,
     max_event_age_secs: u64,
     guardians: Option<(Vec<String>, u32)>,
@@ -89,7 +89,7 @@ impl fmt::Debug for SolverAgentCoordinator {
         f.debug_struct("SolverAgentCoordinator")
             .field("agent", &self.identity.name)
             .field("autonomy", &self.identity.autonomy_level)
-            .field("threshold_sats", &self.threshold_sats)
+            .field("approval_above_sats", &self.approval_above_sats)
             .field("guardians", &self.guardians)
             .field("store", &self.store)
             .finish_non_exhaustive()
@@ -102,7 +102,7 @@ impl SolverAgentCoordinator {
     pub fn new(identity: AgentIdentity) -> Self {
         Self {
             identity,
-            threshold_sats: DEFAULT_APPROVAL_THRESHOLD_SATS,
+            approval_above_sats: DEFAULT_APPROVAL_ABOVE_SATS,
             expiry_secs: DEFAULT_EXPIRY.as_secs(),
             max_event_age_secs: DEFAULT_MAX_EVENT_AGE.as_secs(),
             guardians: None,
@@ -114,8 +114,8 @@ impl SolverAgentCoordinator {
     }
 
     /// Sets the cost above which a semi-autonomous agent needs approval (default 1000 sats).
-    pub fn with_approval_threshold_sats(mut self, sats: u64) -> Self {
-        self.threshold_sats = sats;
+    pub fn with_approval_above_sats(mut self, sats: u64) -> Self {
+        self.approval_above_sats = sats;
         self
     }
 
@@ -209,7 +209,7 @@ impl SolverAgentCoordinator {
         let required = self
             .identity
             .autonomy_level
-            .requires_approval(cost_sats, self.threshold_sats);
+            .requires_approval(cost_sats, self.approval_above_sats);
         tracing::debug!(agent = %self.identity.name, action, cost_sats, required, "approval check");
         required
     }

@@ -117,7 +117,7 @@ cost_per_1k_output = 6
 
 [agents.researcher]
 autonomy = "semi-autonomous"
-approval_threshold_sats = 20
+approval_above_sats = 20
 operator = "{operator}"
 budget = {{ daily_limit_sats = 100, session_limit_sats = 60 }}
 "#,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use agent_orchestrator::Config;
 use agent_orchestrator::Orchestrator;
 use agent_orchestrator::store::{ApiKeyRow, SqliteStore};
-use agent_orchestrator::types::Report;
+use agent_orchestrator::types::{Clock, Report, SystemClock};
 use ao_gateway::{Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
 use ao_sim::{Behavior, SimServer};
 
@@ -129,7 +129,7 @@ wait_secs = 0
 # One agent. Its gateway key is in demo-agent.key next to this file; only the hash is here.
 [agents.demo]
 autonomy = "semi-autonomous"      # supervised | semi-autonomous | fully-autonomous
-approval_threshold_sats = 100     # semi-autonomous: calls estimated above this need approval
+approval_above_sats = 100     # semi-autonomous: calls estimated above this need approval
 api_key_sha256 = "__AGENT_KEY_HASH__"
 # operator = "npub1..."           # with an operator key, only its signed decisions approve
 budget = { daily_limit_sats = 5000, session_limit_sats = 1000 }
@@ -313,9 +313,8 @@ pub(crate) fn keys(args: KeysArgs) -> Result<ExitCode, CliError> {
     let path = args.config.unwrap_or_else(default_config_path);
     let config = Config::load(&path)?;
     let store = SqliteStore::open(config.database_path())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    // A clock that cannot be read is an error, not a key dated 1970.
+    let now = SystemClock.now()?;
     match args.command {
         KeysCommand::Create { agent } => {
             if !config.agents.contains_key(&agent) {

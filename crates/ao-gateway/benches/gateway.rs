@@ -113,7 +113,7 @@ cost_per_1k_output = 15
 # Semi-autonomous: the approval policy is checked on every call (these stay under the threshold).
 [agents.bench]
 autonomy = "semi-autonomous"
-approval_threshold_sats = 1000000
+approval_above_sats = 1000000
 api_key_sha256 = "{hash}"
 "#,
         dir = dir.display(),

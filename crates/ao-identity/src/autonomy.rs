@@ -4,7 +4,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// The approval threshold of a semi-autonomous agent when none is configured, in sats.
-pub const DEFAULT_APPROVAL_THRESHOLD_SATS: u64 = 1_000;
+pub const DEFAULT_APPROVAL_ABOVE_SATS: u64 = 1_000;
 
 /// How much an agent may do without an operator's approval.
 ///
@@ -42,14 +42,14 @@ impl AutonomyLevel {
     ];
 
     /// Whether an action costing `cost_sats` needs an operator's approval at this level, given the
-    /// approval threshold `threshold_sats` of a semi-autonomous agent.
+    /// approval amount `above_sats` of a semi-autonomous agent.
     ///
-    /// Supervised: always. Semi-autonomous: when `cost_sats > threshold_sats`. Fully autonomous:
+    /// Supervised: always. Semi-autonomous: when `cost_sats > above_sats`. Fully autonomous:
     /// never.
-    pub const fn requires_approval(self, cost_sats: u64, threshold_sats: u64) -> bool {
+    pub const fn requires_approval(self, cost_sats: u64, above_sats: u64) -> bool {
         match self {
             AutonomyLevel::Supervised => true,
-            AutonomyLevel::SemiAutonomous => cost_sats > threshold_sats,
+            AutonomyLevel::SemiAutonomous => cost_sats > above_sats,
             AutonomyLevel::FullyAutonomous => false,
         }
     }

@@ -19,7 +19,7 @@ mod identity;
 mod key;
 mod threshold;
 
-pub use autonomy::{AutonomyLevel, DEFAULT_APPROVAL_THRESHOLD_SATS, ParseAutonomyError};
+pub use autonomy::{AutonomyLevel, DEFAULT_APPROVAL_ABOVE_SATS, ParseAutonomyError};
 pub use identity::{AgentIdentity, IdentityError};
 pub use key::{InvalidPublicKey, parse_public_key};
 pub use nostr::PublicKey;

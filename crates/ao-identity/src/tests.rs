@@ -164,7 +164,7 @@ fn bad_group_key_is_named() {
 #[test]
 fn autonomy_table_of_the_spec() {
     use AutonomyLevel::*;
-    let t = DEFAULT_APPROVAL_THRESHOLD_SATS;
+    let t = DEFAULT_APPROVAL_ABOVE_SATS;
     assert_eq!(t, 1_000);
     for cost in [0, 1, 999, 1_000, 1_001, 5_000, u64::MAX] {
         assert!(Supervised.requires_approval(cost, t));

@@ -173,8 +173,8 @@ fn coordinator(
     }
     let mut coordinator = SolverAgentCoordinator::new(identity)
         .with_expiry(Duration::from_secs(config.approvals.expiry_secs));
-    if let Some(sats) = agent.approval_threshold_sats {
-        coordinator = coordinator.with_approval_threshold_sats(sats);
+    if let Some(sats) = agent.approval_above_sats {
+        coordinator = coordinator.with_approval_above_sats(sats);
     }
     if !agent.guardians.is_empty() {
         let required = agent

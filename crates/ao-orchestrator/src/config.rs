@@ -104,9 +104,10 @@ pub struct AgentEntry {
     /// How much the agent may do alone. Default `supervised`.
     #[serde(default)]
     pub autonomy: AutonomyLevel,
-    /// The cost above which a semi-autonomous agent needs approval. Default 1000.
-    #[serde(default)]
-    pub approval_threshold_sats: Option<u64>,
+    /// The estimated cost above which a semi-autonomous agent needs approval. Default 1000.
+    /// (`approval_threshold_sats`, its earlier name, is read too.)
+    #[serde(default, alias = "approval_threshold_sats")]
+    pub approval_above_sats: Option<u64>,
     /// The operator who approves, hex or npub. With one, only signed approvals count.
     #[serde(default)]
     pub operator: Option<Spanned<String>>,

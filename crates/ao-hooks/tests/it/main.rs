@@ -443,7 +443,7 @@ impl ApprovalFlow {
 }
 
 #[tokio::test]
-async fn a_call_under_the_approval_threshold_goes_ahead() {
+async fn a_call_within_the_approval_amount_goes_ahead() {
     let flow = ApprovalFlow::new();
     assert_eq!(flow.cheap_search().await, HookResult::Continue);
     assert_eq!(flow.runs(), 1);

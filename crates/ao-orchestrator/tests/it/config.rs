@@ -109,3 +109,10 @@ fn a_missing_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_earlier_name_of_the_approval_amount_is_still_read() {
+    let text = "default_backend = \"codex\"\n[[backends]]\nprovider = \"codex\"\nmodel = \"m\"\ncost_per_1k_input = 3\ncost_per_1k_output = 15\n[agents.oracle]\nautonomy = \"semi-autonomous\"\napproval_threshold_sats = 42\n";
+    let config = ao_orchestrator::Config::from_toml(text).unwrap();
+    assert_eq!(config.agents["oracle"].approval_above_sats, Some(42));
+}
