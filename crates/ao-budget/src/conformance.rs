@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use ao_types::BackendProvider;
 
-use crate::{CostRecord, Ledger, MAX_STORED_AMOUNT};
+use crate::{CostRecord, Hold, Ledger, MAX_STORED_AMOUNT};
 
 fn record(agent: &str, backend: BackendProvider, cost: u64, timestamp: u64) -> CostRecord {
     CostRecord {
@@ -44,6 +44,7 @@ where
     agent_ranges_filter_by_agent(fresh());
     concurrent_appends_all_land(fresh());
     health_check_passes_on_a_working_ledger(fresh());
+    holds_round_trip_and_settle_in_one_step(fresh());
 }
 
 /// A new ledger holds nothing.
@@ -176,4 +177,56 @@ pub fn concurrent_appends_all_land<L: Ledger + 'static>(ledger: L) {
 /// A working ledger passes its health check.
 pub fn health_check_passes_on_a_working_ledger(ledger: impl Ledger) {
     ledger.health_check().unwrap();
+}
+
+/// A hold comes back exactly until it is settled; settling removes it and appends its record
+/// together; removing a hold that is not there is not an error; settling with no hold appends.
+pub fn holds_round_trip_and_settle_in_one_step(ledger: impl Ledger) {
+    assert!(
+        ledger.holds().unwrap().is_empty(),
+        "a fresh ledger holds nothing"
+    );
+    let hold = |id: &str, created_at: u64| Hold {
+        id: id.to_owned(),
+        agent_name: "oracle".to_owned(),
+        backend: BackendProvider::GptOss,
+        input_tokens: 1_234,
+        output_tokens: MAX_STORED_AMOUNT / 2,
+        cost_sats: MAX_STORED_AMOUNT,
+        created_at,
+    };
+    ledger.hold(&hold("b", 20)).unwrap();
+    ledger.hold(&hold("a", 10)).unwrap();
+    assert_eq!(
+        ledger.holds().unwrap(),
+        vec![hold("a", 10), hold("b", 20)],
+        "holds come back exactly, oldest first"
+    );
+    let settled = record("oracle", BackendProvider::GptOss, 7, 15);
+    ledger
+        .settle_holds(
+            &["a".to_owned(), "gone".to_owned()],
+            std::slice::from_ref(&settled),
+        )
+        .unwrap();
+    assert_eq!(ledger.holds().unwrap(), vec![hold("b", 20)]);
+    assert_eq!(
+        ledger.load_range(0, u64::MAX).unwrap(),
+        vec![settled.clone()]
+    );
+    let other = record("oracle", BackendProvider::Local, 3, 16);
+    ledger
+        .settle_holds(&[], std::slice::from_ref(&other))
+        .unwrap();
+    assert_eq!(
+        ledger.load_range(0, u64::MAX).unwrap(),
+        vec![settled, other],
+        "settling with no hold appends"
+    );
+    ledger.settle_holds(&["b".to_owned()], &[]).unwrap();
+    assert!(
+        ledger.holds().unwrap().is_empty(),
+        "a release removes the hold"
+    );
+    assert_eq!(hold("a", 10).charge().cost_sats, MAX_STORED_AMOUNT);
 }

@@ -1,8 +1,10 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use std::collections::BTreeMap;
+
 use crate::error::LedgerError;
-use crate::record::CostRecord;
+use crate::record::{CostRecord, Hold};
 
 /// Durable storage of cost records.
 ///
@@ -39,6 +41,16 @@ pub trait Ledger: Send + Sync + fmt::Debug {
     fn health_check(&self) -> Result<(), LedgerError> {
         Ok(())
     }
+
+    /// Writes down `hold` before its call is dispatched. When this returns `Ok`, it is durable.
+    fn hold(&self, hold: &Hold) -> Result<(), LedgerError>;
+
+    /// Removes the holds `ids` (absent ones are ignored) and appends `records`, in one durable
+    /// step: a crash leaves either all of it or none of it.
+    fn settle_holds(&self, ids: &[String], records: &[CostRecord]) -> Result<(), LedgerError>;
+
+    /// Every hold not yet removed, oldest first.
+    fn holds(&self) -> Result<Vec<Hold>, LedgerError>;
 }
 
 impl<L: Ledger + ?Sized> Ledger for Arc<L> {
@@ -62,6 +74,18 @@ impl<L: Ledger + ?Sized> Ledger for Arc<L> {
     fn health_check(&self) -> Result<(), LedgerError> {
         (**self).health_check()
     }
+
+    fn hold(&self, hold: &Hold) -> Result<(), LedgerError> {
+        (**self).hold(hold)
+    }
+
+    fn settle_holds(&self, ids: &[String], records: &[CostRecord]) -> Result<(), LedgerError> {
+        (**self).settle_holds(ids, records)
+    }
+
+    fn holds(&self) -> Result<Vec<Hold>, LedgerError> {
+        (**self).holds()
+    }
 }
 
 /// A ledger in memory: every record in one list, lost when the process ends.
@@ -71,6 +95,7 @@ impl<L: Ledger + ?Sized> Ledger for Arc<L> {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryLedger {
     records: Arc<Mutex<Vec<CostRecord>>>,
+    holds: Arc<Mutex<BTreeMap<String, Hold>>>,
 }
 
 impl MemoryLedger {
@@ -115,5 +140,36 @@ impl Ledger for MemoryLedger {
         // A stable sort keeps the append order among equal timestamps.
         found.sort_by_key(|r| r.timestamp);
         Ok(found)
+    }
+
+    fn hold(&self, hold: &Hold) -> Result<(), LedgerError> {
+        self.holds
+            .lock()
+            .map_err(|_| LedgerError::write("the in-memory ledger was poisoned by a panic"))?
+            .insert(hold.id.clone(), hold.clone());
+        Ok(())
+    }
+
+    fn settle_holds(&self, ids: &[String], records: &[CostRecord]) -> Result<(), LedgerError> {
+        let poisoned = || LedgerError::write("the in-memory ledger was poisoned by a panic");
+        let mut holds = self.holds.lock().map_err(|_| poisoned())?;
+        let mut all = self.records.lock().map_err(|_| poisoned())?;
+        for id in ids {
+            holds.remove(id);
+        }
+        all.extend_from_slice(records);
+        Ok(())
+    }
+
+    fn holds(&self) -> Result<Vec<Hold>, LedgerError> {
+        let mut holds: Vec<Hold> = self
+            .holds
+            .lock()
+            .map_err(|_| LedgerError::read("the in-memory ledger was poisoned by a panic"))?
+            .values()
+            .cloned()
+            .collect();
+        holds.sort_by_key(|h| h.created_at);
+        Ok(holds)
     }
 }

@@ -38,7 +38,7 @@ pub mod conformance;
 pub use config::{BudgetConfig, BudgetStatus};
 pub use error::{BudgetError, LedgerError};
 pub use ledger::{Ledger, MemoryLedger};
-pub use record::{CostRecord, MAX_STORED_AMOUNT};
+pub use record::{CostRecord, Hold, MAX_STORED_AMOUNT};
 pub use tracker::{CostTracker, DEFAULT_LEASE, DEFAULT_SESSION_HORIZON, ReservationId, Unwritten};
 
 #[cfg(test)]

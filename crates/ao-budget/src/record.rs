@@ -55,3 +55,40 @@ impl CostRecord {
         Ok(name)
     }
 }
+
+/// A reservation written down before its call was dispatched (write-ahead). While it is held, a
+/// crash cannot refund the call: whoever opens the ledger next charges it at its estimate
+/// ([`Hold::charge`]). Settling or releasing the call removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    /// Unique across processes and restarts.
+    pub id: String,
+    /// The agent the call is for.
+    pub agent_name: String,
+    /// The backend the call was dispatched to.
+    pub backend: BackendProvider,
+    /// The estimate's input tokens.
+    pub input_tokens: u64,
+    /// The estimate's output tokens.
+    pub output_tokens: u64,
+    /// The estimate, in sats.
+    pub cost_sats: u64,
+    /// When the call was dispatched, in Unix seconds.
+    pub created_at: u64,
+}
+
+impl Hold {
+    /// The record a hold becomes when its call is charged at the estimate, dated when it was
+    /// dispatched.
+    pub fn charge(&self) -> CostRecord {
+        CostRecord {
+            agent_name: self.agent_name.clone(),
+            backend: self.backend,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_sats: self.cost_sats,
+            timestamp: self.created_at,
+        }
+    }
+}

@@ -34,6 +34,8 @@ pub(crate) struct Reservation {
     pub(crate) sats: u64,
     pub(crate) tokens: u64,
     pub(crate) expires_at: u64,
+    /// Whether it is written down in the ledger (its call was dispatched).
+    pub(crate) held: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +46,10 @@ struct SessionEntry {
 
 /// What became of a reservation that is being finished.
 pub(crate) enum Taken {
-    /// It was outstanding and counted.
-    Active,
-    /// Its lease had run out; it no longer counted.
-    Expired,
+    /// It was outstanding and counted; `held` if it is written down in the ledger.
+    Active { held: bool },
+    /// Its lease had run out; it no longer counted. `held` as above.
+    Expired { held: bool },
     /// It was issued, and already settled or released.
     Finished,
     /// It was never issued.
@@ -68,7 +70,8 @@ pub(crate) struct AgentState {
     active: HashMap<u64, Reservation>,
     expiry: BTreeSet<(u64, u64)>,
     /// Expired reservations, by sequence (oldest first).
-    expired: BTreeSet<u64>,
+    /// Reservations whose lease ran out, and whether each is held in the ledger.
+    expired: BTreeMap<u64, bool>,
     next_seq: u64,
 }
 
@@ -85,7 +88,7 @@ impl AgentState {
             reserved_tokens: 0,
             active: HashMap::new(),
             expiry: BTreeSet::new(),
-            expired: BTreeSet::new(),
+            expired: BTreeMap::new(),
             next_seq: 0,
         }
     }
@@ -100,7 +103,7 @@ impl AgentState {
             if let Some(r) = self.active.remove(&seq) {
                 self.reserved_sats = self.reserved_sats.saturating_sub(r.sats);
                 self.reserved_tokens = self.reserved_tokens.saturating_sub(r.tokens);
-                self.expired.insert(seq);
+                self.expired.insert(seq, r.held);
                 tracing::warn!(
                     agent = %self.name,
                     reserved_sats = r.sats,
@@ -219,10 +222,10 @@ impl AgentState {
             self.expiry.remove(&(r.expires_at, seq));
             self.reserved_sats = self.reserved_sats.saturating_sub(r.sats);
             self.reserved_tokens = self.reserved_tokens.saturating_sub(r.tokens);
-            return Taken::Active;
+            return Taken::Active { held: r.held };
         }
-        if self.expired.remove(&seq) {
-            return Taken::Expired;
+        if let Some(held) = self.expired.remove(&seq) {
+            return Taken::Expired { held };
         }
         if seq < self.next_seq {
             Taken::Finished
@@ -240,6 +243,21 @@ impl AgentState {
         r.expires_at = r.expires_at.max(expires_at);
         self.expiry.insert((r.expires_at, seq));
         true
+    }
+
+    /// Reservation `seq`, while it counts.
+    pub(crate) fn reservation(&self, seq: u64) -> Option<Reservation> {
+        self.active.get(&seq).copied()
+    }
+
+    /// Marks reservation `seq` as written down in the ledger. If it no longer counts (its lease
+    /// ran out meanwhile), its expired entry is marked instead.
+    pub(crate) fn mark_held(&mut self, seq: u64) {
+        if let Some(r) = self.active.get_mut(&seq) {
+            r.held = true;
+        } else if let Some(held) = self.expired.get_mut(&seq) {
+            *held = true;
+        }
     }
 
     pub(crate) fn outstanding(&self) -> usize {

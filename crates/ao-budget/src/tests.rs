@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ao_types::{BackendProvider, TestClock};
+use ao_types::{BackendProvider, TestClock, TokenUsage};
 use proptest::prelude::*;
 
 use super::*;
@@ -58,6 +58,20 @@ impl Ledger for SwitchableLedger {
             return Err(LedgerError::write("disk full"));
         }
         Ok(())
+    }
+
+    fn hold(&self, hold: &Hold) -> Result<(), LedgerError> {
+        self.health_check()?;
+        self.inner.hold(hold)
+    }
+
+    fn settle_holds(&self, ids: &[String], records: &[CostRecord]) -> Result<(), LedgerError> {
+        self.health_check()?;
+        self.inner.settle_holds(ids, records)
+    }
+
+    fn holds(&self) -> Result<Vec<Hold>, LedgerError> {
+        self.inner.holds()
     }
 }
 
@@ -660,4 +674,83 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_held_reservation_left_by_a_crash_is_charged_at_its_estimate_on_restart() {
+    let ledger = MemoryLedger::new();
+    let clock = TestClock::new(MIDNIGHT + 100);
+    let tracker = CostTracker::new()
+        .with_clock(Arc::new(clock.clone()))
+        .with_ledger(ledger.clone())
+        .unwrap();
+    let settled = tracker.reserve("oracle", MIDNIGHT, 40).unwrap();
+    tracker
+        .hold(settled, BackendProvider::OpenAI, TokenUsage::new(300, 200))
+        .unwrap();
+    let in_flight = tracker.reserve("oracle", MIDNIGHT, 30).unwrap();
+    tracker
+        .hold(
+            in_flight,
+            BackendProvider::OpenAI,
+            TokenUsage::new(100, 100),
+        )
+        .unwrap();
+    let never_sent = tracker.reserve("oracle", MIDNIGHT, 20).unwrap();
+    tracker
+        .settle(settled, rec("oracle", 12, MIDNIGHT + 101))
+        .unwrap();
+    assert_eq!(ledger.holds().unwrap().len(), 1, "the settled hold is gone");
+    // The process dies: `in_flight` was dispatched and never settled, `never_sent` never left.
+    let _ = never_sent;
+    drop(tracker);
+    let restarted = CostTracker::new()
+        .with_clock(Arc::new(clock.clone()))
+        .with_ledger(ledger.clone())
+        .unwrap();
+    assert_eq!(restarted.daily_total("oracle"), 12 + 30);
+    let recovered = restarted.take_recovered();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].cost_sats, 30);
+    assert_eq!(
+        (recovered[0].input_tokens, recovered[0].output_tokens),
+        (100, 100)
+    );
+    assert!(restarted.take_recovered().is_empty(), "taken once");
+    assert!(ledger.holds().unwrap().is_empty());
+    // A second restart charges nothing twice.
+    let again = CostTracker::new()
+        .with_clock(Arc::new(clock))
+        .with_ledger(ledger)
+        .unwrap();
+    assert_eq!(again.daily_total("oracle"), 42);
+}
+
+#[test]
+fn releasing_a_held_reservation_removes_its_hold() {
+    let ledger = MemoryLedger::new();
+    let (tracker, _) = tracker_at(MIDNIGHT + 100);
+    let tracker = tracker.with_ledger(ledger.clone()).unwrap();
+    let id = tracker.reserve("oracle", MIDNIGHT, 40).unwrap();
+    tracker
+        .hold(id, BackendProvider::Codex, TokenUsage::new(1, 1))
+        .unwrap();
+    assert_eq!(ledger.holds().unwrap().len(), 1);
+    tracker.release(id).unwrap();
+    assert!(ledger.holds().unwrap().is_empty());
+    assert!(ledger.is_empty().unwrap(), "a release charges nothing");
+}
+
+#[test]
+fn a_hold_that_cannot_be_written_is_an_error_and_the_reservation_still_counts() {
+    let ledger = SwitchableLedger::default();
+    let (tracker, _) = tracker_at(MIDNIGHT + 100);
+    let tracker = tracker.with_ledger(ledger.clone()).unwrap();
+    let id = tracker.reserve("oracle", MIDNIGHT, 40).unwrap();
+    ledger.broken.store(true, Ordering::SeqCst);
+    let error = tracker
+        .hold(id, BackendProvider::Codex, TokenUsage::new(1, 1))
+        .unwrap_err();
+    assert!(matches!(error, BudgetError::NotDurable { .. }), "{error}");
+    assert_eq!(tracker.daily_total("oracle"), 40);
 }

@@ -9,13 +9,14 @@ use ao_types::{Report, SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, u
 use crate::config::{BudgetConfig, BudgetStatus, admits, percent};
 use crate::error::BudgetError;
 use crate::ledger::Ledger;
-use crate::record::CostRecord;
+use crate::record::{CostRecord, Hold};
 use crate::state::{AgentState, Reservation, Taken};
 
 mod durable;
 mod slots;
 mod warning;
 
+use durable::LedgerWrite;
 pub use durable::Unwritten;
 use slots::{Agents, lock};
 
@@ -89,8 +90,12 @@ pub struct CostTracker {
     initial_horizon: u64,
     agents: RwLock<Agents>,
     /// Records counted in memory whose ledger write failed, oldest first.
-    pending: Mutex<Vec<CostRecord>>,
+    pending: Mutex<Vec<LedgerWrite>>,
     degraded: AtomicBool,
+    /// Random per tracker: makes hold ids unique across restarts and processes.
+    incarnation: u64,
+    /// Holds a crash left in the ledger, charged when it was opened, until taken.
+    recovered: Mutex<Vec<Hold>>,
 }
 
 impl fmt::Debug for CostTracker {
@@ -129,6 +134,8 @@ impl CostTracker {
             agents: RwLock::new(Agents::default()),
             pending: Mutex::new(Vec::new()),
             degraded: AtomicBool::new(false),
+            incarnation: rand::random(),
+            recovered: Mutex::new(Vec::new()),
         }
     }
 
@@ -204,6 +211,17 @@ impl CostTracker {
             }
         }
         self.ledger = Some(Arc::new(ledger));
+        let recovered = self.recover_holds()?;
+        {
+            let mut agents = self.agents.write().map_err(|_| BudgetError::Poisoned)?;
+            for hold in &recovered {
+                let record = hold.charge();
+                let name = record.validate()?;
+                let (_, slot) = Self::slot_in(&mut agents, name, from);
+                lock(&slot)?.apply(&record);
+            }
+        }
+        self.recovered = Mutex::new(recovered);
         Ok(self)
     }
 
@@ -244,7 +262,10 @@ impl CostTracker {
             state.apply(&record);
             self.warn_on_crossing(&mut state, before, None, now)?;
         }
-        self.persist(record)
+        self.persist(LedgerWrite {
+            record: Some(record),
+            hold: None,
+        })
     }
 
     /// Reserves `estimate_sats` for a call of `agent` in the session that started at
@@ -329,6 +350,7 @@ impl CostTracker {
             sats: estimate_sats,
             tokens: estimate_tokens,
             expires_at: now.saturating_add(self.lease_secs),
+            held: false,
         });
         self.warn_on_crossing(&mut state, before, Some(session_start), now)?;
         Ok(ReservationId {
@@ -372,20 +394,20 @@ impl CostTracker {
         }
         state.maintain(now, self.horizon_secs);
         let before = self.percentages(&mut state, None, now)?;
-        match state.take_reservation(id.seq) {
-            Taken::Active | Taken::Expired => {}
+        let held = match state.take_reservation(id.seq) {
+            Taken::Active { held } | Taken::Expired { held } => held,
             Taken::Finished => return Err(BudgetError::ReservationFinished { id }),
             Taken::Unknown => return Err(BudgetError::UnknownReservation { id }),
-        }
+        };
         state.apply(&record);
         self.warn_on_crossing(&mut state, before, None, now)?;
-        Ok(Unwritten::new(record))
+        Ok(Unwritten::new(record, self.held_id(id, held)))
     }
 
     /// The second half of [`settle`](CostTracker::settle): writes a counted record to the ledger.
     /// `Ok` means it is durable.
     pub fn write(&self, unwritten: Unwritten) -> Result<(), BudgetError> {
-        self.persist(unwritten.into_record())
+        self.persist(unwritten.into())
     }
 
     /// Extends reservation `id`'s lease by a full lease from now, for a call that is still running
@@ -409,15 +431,34 @@ impl CostTracker {
 
     /// Drops reservation `id` without recording spend: the call did not happen or cost nothing.
     /// Releasing twice, or an id this tracker never issued, is an error; releasing a reservation
-    /// whose lease ran out is not.
+    /// whose lease ran out is not. A held reservation's hold is removed from the ledger (a write:
+    /// call it off the async executor).
     pub fn release(&self, id: ReservationId) -> Result<(), BudgetError> {
         let slot = self.reservation_slot(id)?;
-        let mut state = lock(&slot)?;
-        match state.take_reservation(id.seq) {
-            Taken::Active | Taken::Expired => Ok(()),
-            Taken::Finished => Err(BudgetError::ReservationFinished { id }),
-            Taken::Unknown => Err(BudgetError::UnknownReservation { id }),
+        let held = {
+            let mut state = lock(&slot)?;
+            match state.take_reservation(id.seq) {
+                Taken::Active { held } | Taken::Expired { held } => held,
+                Taken::Finished => return Err(BudgetError::ReservationFinished { id }),
+                Taken::Unknown => return Err(BudgetError::UnknownReservation { id }),
+            }
+        };
+        match self.held_id(id, held) {
+            Some(hold) => self.persist(LedgerWrite {
+                record: None,
+                hold: Some(hold),
+            }),
+            None => Ok(()),
         }
+    }
+
+    /// The holds a crash left in the ledger, which were charged at their estimates when the
+    /// tracker opened it; each is returned once, for the caller to audit.
+    pub fn take_recovered(&self) -> Vec<Hold> {
+        self.recovered
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
     }
 
     /// The agent's spend in the session that started at `session_start`: every settled record with

@@ -132,16 +132,21 @@ fn budget_error(error: &BudgetError, message: &str, now: Option<u64>) -> Respons
             json!({"limit": "daily", "limit_sats": limit_sats, "spent_sats": spent_sats, "requested_sats": requested_sats, "resets_at": resets_at}),
             Some(*resets_at),
         ),
+        // The gateway's sessions are UTC days (the agent cannot choose its session start), so a
+        // session budget resets when the day does.
         BudgetError::SessionExceeded {
             limit_sats,
             spent_sats,
             requested_sats,
             ..
-        } => (
-            "session_budget_exceeded",
-            json!({"limit": "session", "limit_sats": limit_sats, "spent_sats": spent_sats, "requested_sats": requested_sats, "resets_at": null}),
-            None,
-        ),
+        } => {
+            let resets_at = now.map(ao_types::utc_day_end);
+            (
+                "session_budget_exceeded",
+                json!({"limit": "session", "limit_sats": limit_sats, "spent_sats": spent_sats, "requested_sats": requested_sats, "resets_at": resets_at}),
+                resets_at,
+            )
+        }
         BudgetError::DailyTokensExceeded {
             limit_tokens,
             used_tokens,

@@ -109,6 +109,13 @@ fn render_counters(out: &mut String, m: &Counters, orchestrator: &Orchestrator) 
     }
     family(
         out,
+        "ao_overage_sats_total",
+        "counter",
+        "Sats providers billed beyond what was reserved for the call.",
+    );
+    let _ = writeln!(out, "ao_overage_sats_total {}", orchestrator.overage_sats());
+    family(
+        out,
         "ao_request_duration_seconds",
         "histogram",
         "Time from request to response headers.",

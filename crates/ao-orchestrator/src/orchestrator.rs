@@ -106,7 +106,8 @@ impl fmt::Debug for Orchestrator {
 impl Orchestrator {
     /// An orchestrator from its parts. Without hooks of the caller's, the hooks for
     /// [`run_tool`](Orchestrator::run_tool) are the three built-in ones, over the same tracker,
-    /// router, coordinators and audit log.
+    /// router, coordinators and audit log. Calls a crash left dispatched and unsettled, which the
+    /// tracker charged when it opened its ledger, are audited now.
     pub fn new(mut parts: OrchestratorParts) -> Self {
         let hooks = parts.hooks.take().unwrap_or_else(|| builtin_hooks(&parts));
         let agents = parts
@@ -114,7 +115,7 @@ impl Orchestrator {
             .into_iter()
             .map(|c| (c.identity().name.clone(), c))
             .collect();
-        Self {
+        let orchestrator = Self {
             inner: Arc::new(Inner {
                 router: parts.router,
                 pool: parts.pool,
@@ -128,7 +129,9 @@ impl Orchestrator {
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
             }),
-        }
+        };
+        orchestrator.audit_recovered();
+        orchestrator
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -277,9 +280,17 @@ impl Orchestrator {
     ) -> Result<(Admitted, Answered<T>), OrchestratorError> {
         let mut admitted = self.admit(agent, request, options).await?;
         let chain: Vec<&BackendConfig> = admitted.chain.iter().collect();
-        if let Some(first) = chain.first() {
-            admitted.guard.dispatched(first.provider);
-        }
+        let first =
+            chain
+                .first()
+                .map(|b| b.provider)
+                .ok_or_else(|| OrchestratorError::NoLiveBackend {
+                    agent: agent.to_owned(),
+                })?;
+        // Write-ahead: the reservation is durable before the request leaves, so a crash from
+        // here on cannot refund the call. If it cannot be written, nothing is sent.
+        admitted.guard.hold(first).await?;
+        admitted.guard.dispatched(first);
         let gate = admitted.guard.gate();
         match send(&chain, &admitted.request, &gate).await {
             Ok(answered) => Ok((admitted, answered)),

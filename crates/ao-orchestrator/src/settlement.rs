@@ -114,8 +114,10 @@ impl Pending {
 /// What a call is recorded as.
 pub(crate) struct Settlement {
     agent: String,
-    /// `None` once released: nothing is charged.
+    /// The call's first reservation: settled at `cost_sats`, or released.
     reservation: Option<ReservationId>,
+    /// Whether the reservations are released rather than charged.
+    released: bool,
     /// Reservations made for retries; released once the charge is counted.
     extra: Vec<ReservationId>,
     provider: BackendProvider,
@@ -217,8 +219,20 @@ impl ReservationGuard {
             session_start: self.session_start,
             estimate: self.estimate,
             estimate_sats: self.estimate_sats,
+            provider: self.dispatched_to.unwrap_or(BackendProvider::Local),
             extra: Arc::clone(&self.extra),
         }
+    }
+
+    /// The call's first reservation, written down before its request goes to `provider`.
+    pub(crate) async fn hold(
+        &mut self,
+        provider: BackendProvider,
+    ) -> Result<(), OrchestratorError> {
+        let id = self.id.ok_or(OrchestratorError::NoLiveBackend {
+            agent: self.agent.clone(),
+        })?;
+        self.orchestrator.hold(id, provider, self.estimate).await
     }
 
     fn take_extra(&self) -> Vec<ReservationId> {
@@ -228,7 +242,8 @@ impl ReservationGuard {
             .unwrap_or_default()
     }
 
-    /// Releases every reservation: nothing was spent.
+    /// Releases every reservation at once: nothing was spent, and nothing was dispatched, so no
+    /// reservation is held in the ledger and this writes nothing.
     fn release(&mut self) {
         let tracker = &self.orchestrator.inner().tracker;
         for id in self.id.take().into_iter().chain(self.take_extra()) {
@@ -262,10 +277,7 @@ impl ReservationGuard {
         let (failed_usage, failed_cost) = each(u64::from(billed_failures));
         let mut error = error;
         let (usage, estimated, cost_sats) = match outcome {
-            Outcome::Failed if billed_failures == 0 => {
-                self.release();
-                (TokenUsage::default(), false, 0)
-            }
+            Outcome::Failed if billed_failures == 0 => (TokenUsage::default(), false, 0),
             Outcome::Failed => (failed_usage, true, failed_cost),
             Outcome::Cancelled => {
                 let (usage, cost) = each(held);
@@ -287,6 +299,7 @@ impl ReservationGuard {
         Settlement {
             agent: self.agent.clone(),
             reservation: self.id.take(),
+            released: matches!(outcome, Outcome::Failed) && billed_failures == 0,
             extra: self.take_extra(),
             provider,
             outcome,
@@ -360,6 +373,7 @@ pub(crate) struct BudgetGate {
     session_start: u64,
     estimate: TokenUsage,
     estimate_sats: u64,
+    provider: BackendProvider,
     extra: Arc<Mutex<Vec<ReservationId>>>,
 }
 
@@ -367,25 +381,41 @@ pub(crate) struct BudgetGate {
 impl AttemptGate for BudgetGate {
     async fn allow_another(&self, billed: u32) -> bool {
         let tracker = &self.orchestrator.inner().tracker;
-        let Ok(mut extra) = self.extra.lock() else {
-            return false;
-        };
         // The first reservation and the extras must cover every billed attempt and the next.
-        while extra.len() < usize::try_from(billed).unwrap_or(usize::MAX) {
-            match tracker.reserve_with_tokens(
+        loop {
+            let held = self.extra.lock().map_or(usize::MAX, |extra| extra.len());
+            if held >= usize::try_from(billed).unwrap_or(usize::MAX) {
+                return held != usize::MAX;
+            }
+            let id = match tracker.reserve_with_tokens(
                 &self.agent,
                 self.session_start,
                 self.estimate_sats,
                 self.estimate.total(),
             ) {
-                Ok(id) => extra.push(id),
+                Ok(id) => id,
                 Err(error) => {
                     tracing::info!(agent = self.agent, error = %Report::new(&error), "no budget for another attempt");
                     return false;
                 }
+            };
+            // Written down before the attempt goes out, like the first.
+            if let Err(error) = self
+                .orchestrator
+                .hold(id, self.provider, self.estimate)
+                .await
+            {
+                tracing::error!(agent = self.agent, error = %Report::new(&error), "another attempt cannot be held");
+                if let Err(error) = tracker.release(id) {
+                    tracing::warn!(error = %Report::new(&error), "could not release a reservation");
+                }
+                return false;
+            }
+            match self.extra.lock() {
+                Ok(mut extra) => extra.push(id),
+                Err(_) => return false,
             }
         }
-        true
     }
 }
 
@@ -445,6 +475,66 @@ impl Settlement {
 }
 
 impl Orchestrator {
+    /// Writes reservation `id` down in the ledger before its request goes to `provider`, off the
+    /// async executor. A hold that cannot be written stops the call: nothing is dispatched that a
+    /// crash could refund.
+    pub(crate) async fn hold(
+        &self,
+        id: ReservationId,
+        provider: BackendProvider,
+        estimate: TokenUsage,
+    ) -> Result<(), OrchestratorError> {
+        let tracker = Arc::clone(&self.inner().tracker);
+        tokio::task::spawn_blocking(move || tracker.hold(id, provider, estimate))
+            .await
+            .map_err(|_| OrchestratorError::Budget(ao_budget::BudgetError::Poisoned))?
+            .map_err(OrchestratorError::Budget)
+    }
+
+    /// Audits the calls a crash left dispatched and unsettled, which the tracker charged at their
+    /// estimates when it opened the ledger.
+    pub(crate) fn audit_recovered(&self) {
+        let inner = self.inner();
+        for hold in inner.tracker.take_recovered() {
+            let detail = CompletionAudit {
+                backend: Some(hold.backend.as_str()),
+                outcome: "recovered",
+                input_tokens: hold.input_tokens,
+                output_tokens: hold.output_tokens,
+                cost_sats: hold.cost_sats,
+                estimate_sats: hold.cost_sats,
+                estimated_usage: true,
+                billed_failed_attempts: 0,
+                overage_sats: 0,
+                approval_id: None,
+                error: Some(
+                    "dispatched before the process stopped and never settled; charged at its estimate"
+                        .into(),
+                ),
+            };
+            let appended = AuditEvent::from_serialize(
+                hold.created_at,
+                "completion",
+                hold.agent_name.as_str(),
+                &detail,
+            )
+            .map_err(|e| Report::new(&e).to_string())
+            .and_then(|event| {
+                inner
+                    .audit
+                    .append(event)
+                    .map_err(|e| Report::new(&e).to_string())
+            });
+            if let Err(error) = appended {
+                tracing::error!(
+                    agent = hold.agent_name,
+                    error,
+                    "recovered charge not audited"
+                );
+            }
+        }
+    }
+
     /// Counts a settlement in the budget now (in memory), and returns the blocking job that makes
     /// it durable and audits it.
     fn settlement_job(&self, s: Settlement) -> impl FnOnce() + Send + 'static {
@@ -467,7 +557,7 @@ impl Orchestrator {
                 "a provider billed more than was reserved"
             );
         }
-        let counted = s.reservation.map(|id| {
+        let counted = s.reservation.filter(|_| !s.released).map(|id| {
             let record = CostRecord {
                 agent_name: s.agent.clone(),
                 backend: s.provider,
@@ -479,7 +569,8 @@ impl Orchestrator {
             tracker.settle_counted(id, record)
         });
         // Counted first, released second: the budget never shows less than was spent.
-        for id in &s.extra {
+        let released = s.reservation.filter(|_| s.released);
+        for id in s.extra.iter().chain(&released) {
             if let Err(error) = tracker.release(*id) {
                 tracing::warn!(error = %Report::new(&error), "could not release a retry's reservation");
             }

@@ -5,12 +5,19 @@
 //! It exists so that tests, benchmarks and `ao demo` exercise the real HTTP path without an API
 //! key. Every reply says it is simulated: the `model` ends in `(simulated)` and the system
 //! fingerprint is `ao-sim`. It is **not** a language model and not for production.
+//!
+//! With [`SimServer::bill_like_a_provider`] it bills the way a real provider does, and as much as
+//! one could: every request that reaches it is billed on arrival, whatever happens next (a hang,
+//! a 5xx, a client that leaves: the work goes on), at the most tokens any tokenizer could count
+//! for it (every billable part by its UTF-8 length, images at a high-detail price) and the whole
+//! output it was allowed. Only a refusal that does no work (429, another 4xx) is free. The bill
+//! is kept ([`SimServer::bill`]) for tests to compare with what a gateway charged.
 
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +58,12 @@ pub enum Behavior {
         /// Chunks sent before the cut.
         chunks: usize,
     },
+    /// Streams the reply one chunk every `every`, usage last (for a client that leaves early).
+    /// A plain request is answered at once.
+    Trickle {
+        /// The wait before each chunk.
+        every: Duration,
+    },
 }
 
 impl Behavior {
@@ -69,7 +82,13 @@ struct SimState {
     default: Mutex<Behavior>,
     requests: AtomicUsize,
     last_body: Mutex<Option<Value>>,
+    billing: AtomicBool,
+    bill: Mutex<Vec<(u64, u64)>>,
 }
+
+/// The tokens a provider billing like this one charges for an image: OpenAI's high-detail price
+/// for the largest image on GPT-4o.
+pub const IMAGE_TOKENS: u64 = 1_445;
 
 /// A running simulated backend. It stops when dropped.
 #[derive(Debug)]
@@ -96,6 +115,8 @@ impl SimServer {
             default: Mutex::new(default),
             requests: AtomicUsize::new(0),
             last_body: Mutex::new(None),
+            billing: AtomicBool::new(false),
+            bill: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -141,6 +162,82 @@ impl SimServer {
     pub fn last_request(&self) -> Option<Value> {
         self.state.last_body.lock().ok().and_then(|b| b.clone())
     }
+
+    /// From now on, bills every request that reaches the server as a real provider would, at
+    /// the most it could (see the crate docs), and reports that usage in its replies.
+    pub fn bill_like_a_provider(&self) {
+        self.state.billing.store(true, Ordering::SeqCst);
+    }
+
+    /// What was billed so far: `(input, output)` tokens per billed request, in arrival order.
+    pub fn bill(&self) -> Vec<(u64, u64)> {
+        self.state
+            .bill
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default()
+    }
+
+    /// What was billed so far in sats, at `input` and `output` sats per 1,000 tokens, each
+    /// request rounded up to a whole sat.
+    pub fn billed_sats(&self, input: u64, output: u64) -> u64 {
+        self.bill()
+            .iter()
+            .map(|(i, o)| (i * input + o * output).div_ceil(1_000))
+            .sum()
+    }
+}
+
+/// The most input tokens any tokenizer could bill for `body`: every string the model reads by
+/// its UTF-8 length, each image at [`IMAGE_TOKENS`], tool definitions and `response_format` by
+/// the length of their JSON, and OpenAI's framing (3 per message, 1 per name, 3 for the reply).
+pub fn billable_input(body: &Value) -> u64 {
+    let len = |v: &Value| -> u64 {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        u64::try_from(text.len()).unwrap_or(u64::MAX)
+    };
+    let mut total = 3;
+    for message in body["messages"].as_array().into_iter().flatten() {
+        total += 3 + len(&message["role"]);
+        match &message["content"] {
+            Value::Array(parts) => {
+                for part in parts {
+                    total += match part["type"].as_str() {
+                        Some("image_url" | "image") => IMAGE_TOKENS,
+                        _ => len(&part["text"]),
+                    };
+                }
+            }
+            other => total += len(other),
+        }
+        if !message["name"].is_null() {
+            total += 1 + len(&message["name"]);
+        }
+        total += len(&message["tool_call_id"]);
+        for call in message["tool_calls"].as_array().into_iter().flatten() {
+            total += len(&call["function"]["name"]) + len(&call["function"]["arguments"]);
+        }
+    }
+    for field in ["tools", "functions", "response_format"] {
+        if !body[field].is_null() {
+            total += len(&body[field]);
+        }
+    }
+    total
+}
+
+/// The output a provider bills for `body` when it runs to its limit: every choice at the full
+/// `max_tokens` (or `max_completion_tokens`; 4,096 with neither).
+pub fn billable_output(body: &Value) -> u64 {
+    let limit = body["max_completion_tokens"]
+        .as_u64()
+        .or_else(|| body["max_tokens"].as_u64())
+        .unwrap_or(4_096);
+    limit * body["n"].as_u64().unwrap_or(1).max(1)
 }
 
 fn estimate(text: &str) -> u64 {
@@ -177,9 +274,21 @@ async fn chat(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Re
         .and_then(|mut s| s.pop_front())
         .or_else(|| state.default.lock().ok().map(|d| d.clone()))
         .unwrap_or_else(Behavior::reply);
+    // A real provider bills what reached it, unless it refused before doing any work.
+    let free = matches!(behavior, Behavior::Status { status, .. } if status < 500);
+    let billed = (state.billing.load(Ordering::SeqCst) && !free)
+        .then(|| (billable_input(&body), billable_output(&body)));
+    if let (Some(usage), Ok(mut bill)) = (billed, state.bill.lock()) {
+        bill.push(usage);
+    }
+    let mut trickle = None;
     let behavior = match behavior {
         Behavior::Hang(wait) => {
             tokio::time::sleep(wait).await;
+            Behavior::reply()
+        }
+        Behavior::Trickle { every } => {
+            trickle = Some(every);
             Behavior::reply()
         }
         other => other,
@@ -209,7 +318,9 @@ async fn chat(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Re
         }
         Behavior::Malformed => (StatusCode::OK, "{\"choices\": [ this is not json").into_response(),
         Behavior::Reply { content, usage } => {
-            let (input, output) = usage.unwrap_or((prompt_tokens(&body), estimate(&content)));
+            let (input, output) = billed
+                .or(usage)
+                .unwrap_or((prompt_tokens(&body), estimate(&content)));
             if stream {
                 let include_usage = body
                     .pointer("/stream_options/include_usage")
@@ -220,6 +331,7 @@ async fn chat(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Re
                     &content,
                     include_usage.then_some((input, output)),
                     None,
+                    trickle,
                 )
             } else {
                 Json(json!({
@@ -234,8 +346,12 @@ async fn chat(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Re
                 .into_response()
             }
         }
-        Behavior::StreamCut { chunks } => sse(&model, &Behavior::reply_text(), None, Some(chunks)),
-        Behavior::Hang(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Behavior::StreamCut { chunks } => {
+            sse(&model, &Behavior::reply_text(), None, Some(chunks), None)
+        }
+        Behavior::Hang(_) | Behavior::Trickle { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 
@@ -249,12 +365,13 @@ impl Behavior {
 }
 
 /// A server-sent events reply: one chunk per word, then the usage chunk and `[DONE]`, unless
-/// `cut_after` drops the connection after that many chunks.
+/// `cut_after` drops the connection after that many chunks; `every` spaces the events out.
 fn sse(
     model: &str,
     content: &str,
     usage: Option<(u64, u64)>,
     cut_after: Option<usize>,
+    every: Option<Duration>,
 ) -> Response {
     let chunk = |delta: Value, usage: Value| {
         let data = json!({
@@ -290,7 +407,14 @@ fn sse(
         ));
     }
     events.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
-    event_stream(Body::from_stream(futures_util::stream::iter(events)))
+    let events = futures_util::stream::iter(events);
+    match every {
+        Some(every) => event_stream(Body::from_stream(events.then(move |event| async move {
+            tokio::time::sleep(every).await;
+            event
+        }))),
+        None => event_stream(Body::from_stream(events)),
+    }
 }
 
 fn event_stream(body: Body) -> Response {

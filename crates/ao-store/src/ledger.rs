@@ -1,6 +1,6 @@
 //! The cost ledger on SQLite: `ao_budget::Ledger` for [`SqliteStore`].
 
-use ao_budget::{CostRecord, Ledger, LedgerError};
+use ao_budget::{CostRecord, Hold, Ledger, LedgerError};
 use ao_types::BackendProvider;
 use rusqlite::{Row, params};
 
@@ -82,35 +82,118 @@ impl SqliteStore {
     }
 }
 
+/// A record as the columns of its row.
+type RecordRow = (String, &'static str, i64, i64, i64, i64);
+
+fn record_rows(records: &[CostRecord]) -> Result<Vec<RecordRow>, LedgerError> {
+    records
+        .iter()
+        .map(|r| {
+            Ok((
+                r.agent_name.clone(),
+                r.backend.as_str(),
+                to_i64("cost_records.input_tokens", r.input_tokens)?,
+                to_i64("cost_records.output_tokens", r.output_tokens)?,
+                to_i64("cost_records.cost_sats", r.cost_sats)?,
+                to_i64("cost_records.timestamp", r.timestamp)?,
+            ))
+        })
+        .collect::<Result<_, StoreError>>()
+        .map_err(LedgerError::write)
+}
+
+fn insert_records(conn: &rusqlite::Connection, rows: &[RecordRow]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO cost_records
+         (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for row in rows {
+        stmt.execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
+    }
+    Ok(())
+}
+
+fn decode_hold(row: &Row<'_>) -> Result<Hold, LedgerError> {
+    let get_i64 = |i: usize| row.get::<_, i64>(i).map_err(LedgerError::read);
+    let backend: String = row.get(2).map_err(LedgerError::read)?;
+    Ok(Hold {
+        id: row.get(0).map_err(LedgerError::read)?,
+        agent_name: row.get(1).map_err(LedgerError::read)?,
+        backend: backend
+            .parse::<BackendProvider>()
+            .map_err(|e| LedgerError::Corrupt {
+                reason: e.to_string(),
+            })?,
+        input_tokens: to_u64("input_tokens", get_i64(3)?)?,
+        output_tokens: to_u64("output_tokens", get_i64(4)?)?,
+        cost_sats: to_u64("cost_sats", get_i64(5)?)?,
+        created_at: to_u64("created_at", get_i64(6)?)?,
+    })
+}
+
 impl Ledger for SqliteStore {
     fn append(&self, records: &[CostRecord]) -> Result<(), LedgerError> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut rows = Vec::with_capacity(records.len());
-        for r in records {
-            rows.push((
-                r.agent_name.clone(),
-                r.backend.as_str(),
-                to_i64("cost_records.input_tokens", r.input_tokens).map_err(LedgerError::write)?,
-                to_i64("cost_records.output_tokens", r.output_tokens)
-                    .map_err(LedgerError::write)?,
-                to_i64("cost_records.cost_sats", r.cost_sats).map_err(LedgerError::write)?,
-                to_i64("cost_records.timestamp", r.timestamp).map_err(LedgerError::write)?,
-            ));
-        }
+        let rows = record_rows(records)?;
+        self.write(move |conn| Ok(insert_records(conn, &rows)?))
+            .map_err(LedgerError::write)
+    }
+
+    fn hold(&self, hold: &Hold) -> Result<(), LedgerError> {
+        let row = (
+            hold.id.clone(),
+            hold.agent_name.clone(),
+            hold.backend.as_str(),
+            to_i64("holds.input_tokens", hold.input_tokens).map_err(LedgerError::write)?,
+            to_i64("holds.output_tokens", hold.output_tokens).map_err(LedgerError::write)?,
+            to_i64("holds.cost_sats", hold.cost_sats).map_err(LedgerError::write)?,
+            to_i64("holds.created_at", hold.created_at).map_err(LedgerError::write)?,
+        );
         self.write(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "INSERT INTO cost_records
-                 (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for row in &rows {
-                stmt.execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
-            }
+            conn.prepare_cached(
+                "INSERT INTO holds
+                 (id, agent, backend, input_tokens, output_tokens, cost_sats, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![row.0, row.1, row.2, row.3, row.4, row.5, row.6])?;
             Ok(())
         })
         .map_err(LedgerError::write)
+    }
+
+    fn settle_holds(&self, ids: &[String], records: &[CostRecord]) -> Result<(), LedgerError> {
+        if ids.is_empty() && records.is_empty() {
+            return Ok(());
+        }
+        let rows = record_rows(records)?;
+        let ids = ids.to_vec();
+        self.write(move |conn| {
+            let mut delete = conn.prepare_cached("DELETE FROM holds WHERE id = ?1")?;
+            for id in &ids {
+                delete.execute(params![id])?;
+            }
+            Ok(insert_records(conn, &rows)?)
+        })
+        .map_err(LedgerError::write)
+    }
+
+    fn holds(&self) -> Result<Vec<Hold>, LedgerError> {
+        let conn = self.reader().map_err(LedgerError::read)?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, agent, backend, input_tokens, output_tokens, cost_sats, created_at
+                 FROM holds ORDER BY created_at, id",
+            )
+            .map_err(LedgerError::read)?;
+        let mut rows = stmt.query([]).map_err(LedgerError::read)?;
+        let mut holds = Vec::new();
+        while let Some(row) = rows.next().map_err(LedgerError::read)? {
+            holds.push(decode_hold(row)?);
+        }
+        Ok(holds)
     }
 
     fn load_range(&self, from: u64, until: u64) -> Result<Vec<CostRecord>, LedgerError> {

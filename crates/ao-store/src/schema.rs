@@ -51,6 +51,16 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         revoked_at INTEGER
     ) STRICT;",
+    // 4: write-ahead holds: reservations of calls dispatched and not yet settled.
+    "CREATE TABLE holds (
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL CHECK (input_tokens >= 0),
+        output_tokens INTEGER NOT NULL CHECK (output_tokens >= 0),
+        cost_sats INTEGER NOT NULL CHECK (cost_sats >= 0),
+        created_at INTEGER NOT NULL CHECK (created_at >= 0)
+    ) STRICT;",
 ];
 
 /// The schema version this build writes.

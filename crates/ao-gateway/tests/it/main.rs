@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
 #![allow(missing_docs, reason = "test code")]
 
+mod adversary;
 mod http;
 
 use std::net::SocketAddr;
@@ -101,20 +102,31 @@ api_key_sha256 = "{sisyphus}"
         sisyphus = hash_key(SISYPHUS_KEY),
         operator = operator.public_key().to_hex(),
     );
-    let config = Config::from_toml(&text).unwrap();
-    let (orchestrator, store): (Orchestrator, SqliteStore) =
-        Orchestrator::from_config(&config).unwrap();
-    let keys = KeyRing::load(&config, &store).unwrap();
-    let gateway = Gateway::new(
-        orchestrator,
-        store.clone(),
-        keys,
+    serve_config(
+        &text,
+        dir,
+        operator,
         GatewayOptions {
             admin_token_sha256: Some(hash_key(ADMIN_TOKEN)),
             max_body_bytes: max_body,
             client_timeout,
         },
-    );
+    )
+    .await
+}
+
+/// A gateway serving the configuration `text`, whose data directory is `dir`.
+pub(crate) async fn serve_config(
+    text: &str,
+    dir: tempfile::TempDir,
+    operator: Keys,
+    options: GatewayOptions,
+) -> Running {
+    let config = Config::from_toml(text).unwrap();
+    let (orchestrator, store): (Orchestrator, SqliteStore) =
+        Orchestrator::from_config(&config).unwrap();
+    let keys = KeyRing::load(&config, &store).unwrap();
+    let gateway = Gateway::new(orchestrator, store.clone(), keys, options);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();

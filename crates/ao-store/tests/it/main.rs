@@ -10,7 +10,7 @@ mod tracker;
 
 use std::path::PathBuf;
 
-use ao_budget::{CostRecord, Ledger, LedgerError};
+use ao_budget::{CostRecord, Hold, Ledger, LedgerError};
 use ao_store::SqliteStore;
 use tempfile::TempDir;
 
@@ -60,5 +60,17 @@ impl Ledger for TempStore {
 
     fn health_check(&self) -> Result<(), LedgerError> {
         self.store.health_check()
+    }
+
+    fn hold(&self, hold: &Hold) -> Result<(), LedgerError> {
+        self.store.hold(hold)
+    }
+
+    fn settle_holds(&self, ids: &[String], records: &[CostRecord]) -> Result<(), LedgerError> {
+        self.store.settle_holds(ids, records)
+    }
+
+    fn holds(&self) -> Result<Vec<Hold>, LedgerError> {
+        self.store.holds()
     }
 }

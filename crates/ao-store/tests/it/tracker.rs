@@ -193,3 +193,81 @@ fn an_acknowledged_record_survives_kill_9() {
         rows.len()
     );
 }
+
+const HOLD_CHILD_DB: &str = "AO_TEST_HOLD_CHILD_DB";
+
+/// Reserves and holds calls of 3 sats, printing each hold once it is acknowledged (as a call is
+/// dispatched), and never settles one, until it is killed.
+#[test]
+#[ignore = "runs as a child process of a_held_call_survives_kill_9_and_is_charged"]
+fn hold_kill_9_child() {
+    let path = std::env::var(HOLD_CHILD_DB).unwrap();
+    let tracker = CostTracker::new()
+        .with_default_budget(BudgetConfig {
+            daily_limit_sats: u64::MAX,
+            session_limit_sats: u64::MAX,
+            warn_threshold_pct: 100,
+        })
+        .with_ledger(SqliteStore::open(path).unwrap())
+        .unwrap();
+    for i in 0u64.. {
+        let id = tracker.reserve("dispatched", 0, 3).unwrap();
+        tracker
+            .hold(id, BackendProvider::OpenAI, ao_types::TokenUsage::new(7, 5))
+            .unwrap();
+        println!("held {}", i + 1);
+    }
+}
+
+#[test]
+fn a_held_call_survives_kill_9_and_is_charged() {
+    let temp = TempStore::new();
+    drop(temp.store);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "tracker::hold_kill_9_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HOLD_CHILD_DB, temp.dir.path().join("ao.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut held = 0u64;
+    for line in BufReader::new(stdout).lines() {
+        if let Some(n) = line.unwrap().strip_prefix("held ") {
+            held = n.parse().unwrap();
+            if held >= 100 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(held >= 100, "the child held only {held} calls");
+    let store = SqliteStore::open(temp.dir.path().join("ao.db")).unwrap();
+    let tracker = CostTracker::new().with_ledger(store.clone()).unwrap();
+    let recovered = tracker.take_recovered();
+    assert!(
+        recovered.len() as u64 >= held,
+        "{} holds recovered, {held} acknowledged",
+        recovered.len()
+    );
+    assert!(
+        recovered
+            .iter()
+            .all(|h| h.cost_sats == 3 && h.input_tokens == 7)
+    );
+    assert_eq!(
+        tracker.daily_total("dispatched"),
+        3 * recovered.len() as u64,
+        "every dispatched call is charged at its estimate"
+    );
+    assert!(store.holds().unwrap().is_empty());
+    let rows = store.load_agent_range("dispatched", 0, u64::MAX).unwrap();
+    assert_eq!(rows.len(), recovered.len());
+}
