@@ -152,7 +152,9 @@ impl Ledger for SqliteStore {
             to_i64("holds.cost_sats", hold.cost_sats).map_err(LedgerError::write)?,
             to_i64("holds.created_at", hold.created_at).map_err(LedgerError::write)?,
         );
-        self.write(move |conn| {
+        // A hold must survive the process being killed (the adversary's crash); its own fsync
+        // would sit on every request's path, and the next cost record's commit fsyncs it anyway.
+        self.write_light(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO holds
                  (id, agent, backend, input_tokens, output_tokens, cost_sats, created_at)

@@ -47,12 +47,16 @@ impl Default for StoreOptions {
 trait WriteJob: Send {
     fn run(&mut self, conn: &Connection) -> Result<(), StoreError>;
     fn finish(self: Box<Self>, outcome: Result<(), StoreError>);
+    /// Whether the job needs its commit to survive only the process being killed, not a power
+    /// loss: a batch of such jobs alone is committed without an `fsync`.
+    fn light(&self) -> bool;
 }
 
 struct Typed<T, F> {
     work: Option<F>,
     value: Option<T>,
     reply: mpsc::SyncSender<Result<T, StoreError>>,
+    light: bool,
 }
 
 impl<T, F> WriteJob for Typed<T, F>
@@ -70,6 +74,10 @@ where
         let result = outcome.and_then(|()| self.value.take().ok_or(StoreError::WriterStopped));
         // The caller may have stopped waiting; then nobody needs the answer.
         let _ = self.reply.send(result);
+    }
+
+    fn light(&self) -> bool {
+        self.light
     }
 }
 
@@ -158,7 +166,9 @@ impl SqliteStore {
         let max_batch = options.max_batch.max(1);
         let handle = std::thread::Builder::new()
             .name("ao-store-writer".into())
-            .spawn(move || writer_loop(writer, &queue, max_batch))
+            .spawn(move || {
+                writer_loop(writer, &queue, max_batch, options.durability);
+            })
             .map_err(StoreError::SpawnWriter)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -190,11 +200,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(work, false)
+    }
+
+    /// [`write`](SqliteStore::write) for a change that must survive the process being killed
+    /// but may be lost with the machine's power: committed without an `fsync` when nothing else
+    /// in its batch needs one. The next fsynced commit makes it durable against power loss too.
+    pub(crate) fn write_light<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, true)
+    }
+
+    fn submit<T, F>(&self, work: F, light: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Box::new(Typed {
             work: Some(work),
             value: None,
             reply,
+            light,
         });
         {
             let jobs = self.inner.jobs.lock().map_err(|_| StoreError::Poisoned)?;
@@ -232,13 +262,29 @@ fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> 
 /// Commits jobs in batches: waits for one, takes whatever else is queued (up to `max_batch`), runs
 /// each in its own savepoint inside one write transaction, commits once, and tells every job the
 /// outcome.
-fn writer_loop(mut conn: Connection, queue: &mpsc::Receiver<Box<dyn WriteJob>>, max_batch: usize) {
+fn writer_loop(
+    mut conn: Connection,
+    queue: &mpsc::Receiver<Box<dyn WriteJob>>,
+    max_batch: usize,
+    durability: Durability,
+) {
+    let mut fsync = durability == Durability::Full;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match queue.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
+            }
+        }
+        // A batch of light jobs alone skips the fsync; any other batch gets the durability the
+        // store was opened with.
+        let wanted = durability == Durability::Full && !batch.iter().all(|j| j.light());
+        if wanted != fsync {
+            let mode = if wanted { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", mode) {
+                Ok(()) => fsync = wanted,
+                Err(e) => tracing::warn!(error = %e, "could not switch synchronous mode"),
             }
         }
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
