@@ -11,8 +11,8 @@ use ao_audit::AuditEvent;
 use serde_json::json;
 
 use crate::{
-    ApprovalPolicy, ApprovalRecord, ApprovalStatus, ApprovalStore, Decision, PendingApproval,
-    Verdict, Vote,
+    ApprovalPolicy, ApprovalRecord, ApprovalStatus, ApprovalStore, ApprovalStoreError, Decision,
+    PendingApproval, Verdict, Vote,
 };
 
 fn record(id: &str, agent: &str, created_at: u64) -> ApprovalRecord {
@@ -35,6 +35,8 @@ fn record(id: &str, agent: &str, created_at: u64) -> ApprovalRecord {
         votes: vec![],
         decision: None,
         used_at: None,
+        request_hash: Some("cc".repeat(32)),
+        version: 1,
     }
 }
 
@@ -45,6 +47,7 @@ where
     F: Fn() -> S,
 {
     records_round_trip_and_update_in_place(fresh());
+    a_stale_copy_cannot_overwrite_a_newer_save(fresh());
     agents_are_kept_apart_oldest_first(fresh());
     every_save_is_audited_in_one_chain(fresh());
 }
@@ -66,6 +69,7 @@ pub fn records_round_trip_and_update_in_place(store: impl ApprovalStore) {
         event_id: "bb".repeat(32),
         signed_at: 101,
         reason: Some("ok".into()),
+        event: Some("{\"a\": \"signed event\"}".into()),
     });
     r.decision = Some(Decision {
         status: ApprovalStatus::Approved,
@@ -73,6 +77,7 @@ pub fn records_round_trip_and_update_in_place(store: impl ApprovalStore) {
         decided_at: 102,
         reason: None,
     });
+    r.version = 2;
     store
         .save(
             &r,
@@ -130,4 +135,65 @@ pub fn every_save_is_audited_in_one_chain(store: impl ApprovalStore) {
         .unwrap();
     assert_eq!(second.prev_hash, first.hash);
     assert_eq!(store.verify().unwrap(), Ok(2));
+}
+
+/// Saves are compare-and-swap: a record saved from a stale copy (its version is not one past
+/// the stored one) is refused, writes nothing and appends no audit entry.
+pub fn a_stale_copy_cannot_overwrite_a_newer_save(store: impl ApprovalStore) {
+    let filed = record("cas", "agent", 10);
+    store
+        .save(
+            &filed,
+            AuditEvent::new(10, "approval.requested", "agent", json!({})),
+        )
+        .unwrap();
+    // Two processes read version 1; one rejects first.
+    let mut rejected = filed.clone();
+    rejected.version = 2;
+    rejected.decision = Some(Decision {
+        status: ApprovalStatus::Rejected,
+        decided_by: vec!["guardian".into()],
+        decided_at: 11,
+        reason: Some("no".into()),
+    });
+    store
+        .save(
+            &rejected,
+            AuditEvent::new(11, "approval.rejected", "agent", json!({})),
+        )
+        .unwrap();
+    let mut stale = filed.clone();
+    stale.version = 2;
+    stale.decision = Some(Decision {
+        status: ApprovalStatus::Approved,
+        decided_by: vec!["aa".repeat(32)],
+        decided_at: 12,
+        reason: None,
+    });
+    let refused = store.save(
+        &stale,
+        AuditEvent::new(12, "approval.approved", "agent", json!({})),
+    );
+    assert!(
+        matches!(refused, Err(ApprovalStoreError::Conflict { .. })),
+        "a stale save must be refused: {refused:?}"
+    );
+    assert_eq!(
+        store.load("cas").unwrap(),
+        Some(rejected),
+        "the denial stands"
+    );
+    assert_eq!(
+        store.verify().unwrap(),
+        Ok(2),
+        "the refused save appended nothing"
+    );
+    let mut next = store.load("cas").unwrap().unwrap();
+    next.version = 3;
+    store
+        .save(
+            &next,
+            AuditEvent::new(13, "approval.note", "agent", json!({})),
+        )
+        .unwrap();
 }

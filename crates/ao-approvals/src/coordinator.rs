@@ -1,20 +1,21 @@
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ao_audit::{AuditEvent, BrokenLink};
+use ao_audit::BrokenLink;
 use ao_identity::{AgentIdentity, DEFAULT_APPROVAL_ABOVE_SATS, parse_public_key};
 use ao_types::{Report, SharedClock, SystemClock};
 use nostr::Event;
-use tokio::sync::watch;
 
 use crate::error::ApprovalError;
 use crate::record::{
-    ApprovalPolicy, ApprovalRecord, ApprovalStatus, PendingApproval, Verdict, new_request_id,
+    ApprovalRecord, ApprovalStatus, PendingApproval, Use, Verdict, new_request_id,
 };
-use crate::signed::parse_decision_event;
 use crate::store::{ApprovalStore, MemoryApprovalStore};
+
+mod store_sync;
+
+use store_sync::State;
 
 /// How long a request waits for a decision before it expires: 24 hours.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 3_600);
@@ -22,36 +23,14 @@ pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 3_600);
 /// How old a signed decision may be when it is presented: 1 hour.
 pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(3_600);
 
+/// How many undecided requests an agent may have at once: 64.
+pub const DEFAULT_MAX_PENDING: usize = 64;
+
+/// How long an approved request stays usable after its decision: 1 hour.
+pub const DEFAULT_USABLE_FOR: Duration = Duration::from_secs(3_600);
+
 /// Who decides when no key signs: the caller of `approve` or `reject`.
 const LOCAL_OPERATOR: &str = "local operator";
-
-struct Entry {
-    record: ApprovalRecord,
-    order: u64,
-    watch: watch::Sender<ApprovalStatus>,
-}
-
-#[derive(Default)]
-struct State {
-    entries: HashMap<String, Entry>,
-    next_order: u64,
-}
-
-impl State {
-    fn insert(&mut self, record: ApprovalRecord, now: u64) {
-        let status = record.status_at(now);
-        let order = self.next_order;
-        self.next_order += 1;
-        self.entries.insert(
-            record.id().to_owned(),
-            Entry {
-                record,
-                order,
-                watch: watch::Sender::new(status),
-            },
-        );
-    }
-}
 
 /// The spec's approval coordinator for one agent: files requests, takes decisions, and keeps both.
 ///
@@ -79,6 +58,8 @@ pub struct SolverAgentCoordinator {
     max_event_age_secs: u64,
     guardians: Option<(Vec<String>, u32)>,
     unsigned_override: Option<bool>,
+    max_pending: usize,
+    usable_for_secs: u64,
     clock: SharedClock,
     store: Arc<dyn ApprovalStore>,
     state: Mutex<State>,
@@ -107,6 +88,8 @@ impl SolverAgentCoordinator {
             max_event_age_secs: DEFAULT_MAX_EVENT_AGE.as_secs(),
             guardians: None,
             unsigned_override: None,
+            max_pending: DEFAULT_MAX_PENDING,
+            usable_for_secs: DEFAULT_USABLE_FOR.as_secs(),
             clock: Arc::new(SystemClock),
             store: Arc::new(MemoryApprovalStore::new()),
             state: Mutex::new(State::default()),
@@ -122,6 +105,20 @@ impl SolverAgentCoordinator {
     /// Sets how long a request waits before it expires (default 24 hours; at least 1 second).
     pub fn with_expiry(mut self, expiry: Duration) -> Self {
         self.expiry_secs = expiry.as_secs().max(1);
+        self
+    }
+
+    /// Sets how many undecided requests the agent may have at once (default 64; at least 1): a
+    /// new request past it is refused with [`ApprovalError::TooManyPending`], so an agent cannot
+    /// flood its operator, the store or the audit log.
+    pub fn with_max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
+    }
+
+    /// Sets how long an approved request stays usable after its decision (default 1 hour).
+    pub fn with_approval_usable_for(mut self, window: Duration) -> Self {
+        self.usable_for_secs = window.as_secs();
         self
     }
 
@@ -189,9 +186,15 @@ impl SolverAgentCoordinator {
     ) -> Result<Self, ApprovalError> {
         let now = self.clock.now()?;
         let records = store.load_agent(&self.identity.name)?;
+        let policy = self.policy();
         let mut state = State::default();
         for record in records {
-            state.insert(record, now);
+            // Nothing read back is trusted: each decision is checked again under the policy in
+            // force. What is settled stays in the store until asked for.
+            let record = record.reverified(&policy);
+            if !record.is_settled_at(now, self.usable_for_secs) {
+                state.insert(record, now);
+            }
         }
         self.state = Mutex::new(state);
         self.store = Arc::new(store);
@@ -252,8 +255,53 @@ impl SolverAgentCoordinator {
         description: &str,
         cost_estimate_sats: u64,
     ) -> Result<String, ApprovalError> {
+        self.file(action, description, cost_estimate_sats, None)
+    }
+
+    /// [`try_request_approval`](SolverAgentCoordinator::try_request_approval) for one request
+    /// whose canonical form hashes to `request_hash`: the approval will cover that request and no
+    /// other ([`ApprovalError::Mismatch`]).
+    pub fn try_request_approval_for(
+        &self,
+        action: &str,
+        description: &str,
+        cost_estimate_sats: u64,
+        request_hash: &str,
+    ) -> Result<String, ApprovalError> {
+        self.file(
+            action,
+            description,
+            cost_estimate_sats,
+            Some(request_hash.to_owned()),
+        )
+    }
+
+    fn file(
+        &self,
+        action: &str,
+        description: &str,
+        cost_estimate_sats: u64,
+        request_hash: Option<String>,
+    ) -> Result<String, ApprovalError> {
         let now = self.clock.now()?;
         let mut state = self.lock()?;
+        state.forget_settled(now, self.usable_for_secs);
+        let waiting: Vec<u64> = state
+            .entries
+            .values()
+            .filter(|e| e.record.status_at(now) == ApprovalStatus::Pending)
+            .map(|e| e.record.expires_at)
+            .collect();
+        if waiting.len() >= self.max_pending {
+            return Err(ApprovalError::TooManyPending {
+                agent: self.identity.name.clone(),
+                max: self.max_pending,
+                retry_after_secs: waiting
+                    .iter()
+                    .min()
+                    .map_or(1, |at| at.saturating_sub(now).max(1)),
+            });
+        }
         let mut id = new_request_id();
         while state.entries.contains_key(&id) {
             id = new_request_id();
@@ -272,6 +320,8 @@ impl SolverAgentCoordinator {
             votes: Vec::new(),
             decision: None,
             used_at: None,
+            request_hash,
+            version: 1,
         };
         let saved = self.store.save(&record, record.filed_event());
         state.insert(record, now);
@@ -284,9 +334,9 @@ impl SolverAgentCoordinator {
         }
     }
 
-    /// Pending requests, oldest first. Requests past their expiry are marked expired and left out.
-    /// An error (clock, store) is logged and answers an empty list: nothing is shown as pending
-    /// that might not be.
+    /// Pending requests, oldest first. Requests past their expiry are left out (an expiry is a
+    /// matter of time: nothing is written). An error (clock, lock) is logged and answers an empty
+    /// list: nothing is shown as pending that might not be.
     pub fn list_pending(&self) -> Vec<PendingApproval> {
         self.try_list_pending().unwrap_or_else(|error| {
             tracing::error!(agent = %self.identity.name, error = %Report::new(&error), "cannot list pending approvals");
@@ -296,34 +346,72 @@ impl SolverAgentCoordinator {
 
     /// [`list_pending`](SolverAgentCoordinator::list_pending), with the error.
     pub fn try_list_pending(&self) -> Result<Vec<PendingApproval>, ApprovalError> {
+        self.pending_page(None, usize::MAX)
+    }
+
+    /// At most `limit` pending requests, oldest first, starting after request `after` (the last
+    /// id of the previous page; `None` for the first page). Listing writes nothing and holds the
+    /// agent's lock only to copy at most its pending requests.
+    pub fn pending_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PendingApproval>, ApprovalError> {
         let now = self.clock.now()?;
-        let mut state = self.lock()?;
-        let mut pending: Vec<(u64, u64, PendingApproval)> = Vec::new();
-        for entry in state.entries.values_mut() {
-            self.expire_entry(entry, now)?;
-            if entry.record.status_at(now) == ApprovalStatus::Pending {
-                let r = &entry.record.request;
-                pending.push((r.created_at, entry.order, r.clone()));
-            }
-        }
+        let mut pending: Vec<(u64, u64, PendingApproval)> = {
+            let mut state = self.lock()?;
+            state.forget_settled(now, self.usable_for_secs);
+            state
+                .entries
+                .values()
+                .filter(|e| e.record.status_at(now) == ApprovalStatus::Pending)
+                .map(|e| {
+                    (
+                        e.record.request.created_at,
+                        e.order,
+                        e.record.request.clone(),
+                    )
+                })
+                .collect()
+        };
         pending.sort_by_key(|(created, order, _)| (*created, *order));
-        Ok(pending.into_iter().map(|(_, _, p)| p).collect())
+        let start = after
+            .and_then(|id| pending.iter().position(|(_, _, p)| p.request_id == id))
+            .map_or(0, |i| i + 1);
+        Ok(pending
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .map(|(_, _, p)| p)
+            .collect())
+    }
+
+    /// How many requests this process keeps in memory: the pending ones, and approved ones not
+    /// yet used nor lapsed. Settled requests are forgotten (the store keeps them), so an agent
+    /// that files and abandons requests cannot grow this without bound.
+    pub fn held(&self) -> usize {
+        let Ok(now) = self.clock.now() else {
+            return 0;
+        };
+        self.lock().map_or(0, |mut state| {
+            state.forget_settled(now, self.usable_for_secs);
+            state.entries.len()
+        })
     }
 
     /// Where a request stands, or `None` for an unknown id.
     pub fn status(&self, id: &str) -> Option<ApprovalStatus> {
         let now = self.clock.now().ok()?;
-        let mut state = self.lock().ok()?;
-        let entry = state.entries.get_mut(id)?;
-        if let Err(error) = self.expire_entry(entry, now) {
-            tracing::error!(request_id = id, error = %Report::new(&error), "cannot store an expiry");
-        }
-        Some(entry.record.status_at(now))
+        Some(self.record(id)?.status_at(now))
     }
 
-    /// A request with its votes and decision, or `None` for an unknown id.
+    /// A request with its votes and decision, or `None` for an unknown id. A request this
+    /// process has forgotten (settled) is read back from the store and checked again.
     pub fn record(&self, id: &str) -> Option<ApprovalRecord> {
-        self.lock().ok()?.entries.get(id).map(|e| e.record.clone())
+        if let Some(entry) = self.lock().ok()?.entries.get(id) {
+            return Some(entry.record.clone());
+        }
+        self.stored(id).ok().flatten()
     }
 
     /// Approves a request, as the local operator. Refused once an operator key or guardians are
@@ -347,7 +435,7 @@ impl SolverAgentCoordinator {
     ) -> Result<(), ApprovalError> {
         let reason = reason.map(str::to_owned);
         self.mutate(id, |record, now| {
-            let audit = record.decide_unsigned(verdict, decided_by, reason, now)?;
+            let audit = record.decide_unsigned(verdict, decided_by, reason.clone(), now)?;
             Ok(((), audit))
         })
     }
@@ -373,9 +461,29 @@ impl SolverAgentCoordinator {
     /// stored with the request (and audited) before this returns, so the approval cannot allow a
     /// second call, not even after a restart.
     pub fn consume(&self, id: &str, action: &str, cost_sats: u64) -> Result<(), ApprovalError> {
-        self.adopt_stored_decision(id)?;
+        self.consume_for(id, action, cost_sats, None)
+    }
+
+    /// [`consume`](SolverAgentCoordinator::consume) for the request whose canonical form hashes
+    /// to `request_hash`: refused with [`ApprovalError::Mismatch`] unless the approval was filed
+    /// for that very request. A decision made elsewhere (the CLI, another process) is taken up
+    /// first, once it verifies under the policy in force.
+    pub fn consume_for(
+        &self,
+        id: &str,
+        action: &str,
+        cost_sats: u64,
+        request_hash: Option<&str>,
+    ) -> Result<(), ApprovalError> {
+        let call = Use {
+            action,
+            cost_sats,
+            request_hash,
+            usable_for_secs: self.usable_for_secs,
+        };
+        self.refresh(id)?;
         self.mutate(id, |record, now| {
-            let audit = record.consume(action, cost_sats, now)?;
+            let audit = record.consume(&call, now)?;
             Ok(((), audit))
         })
     }
@@ -428,101 +536,5 @@ impl SolverAgentCoordinator {
         self.store
             .verify()
             .map_err(|e| ApprovalError::Store(crate::error::ApprovalStoreError::read(e)))
-    }
-
-    fn apply_signed(
-        &self,
-        event: &Event,
-        expect: Option<Verdict>,
-    ) -> Result<ApprovalStatus, ApprovalError> {
-        let id = parse_decision_event(event)?.request_id;
-        self.mutate(&id, |record, now| record.apply_signed(event, expect, now))
-    }
-
-    /// Changes a request through `change` on a copy: the copy is stored with its audit entry
-    /// first, and only then replaces the request in memory and wakes waiters. A refused or
-    /// unstored change leaves everything as it was.
-    fn mutate<T>(
-        &self,
-        id: &str,
-        change: impl FnOnce(&mut ApprovalRecord, u64) -> Result<(T, AuditEvent), ApprovalError>,
-    ) -> Result<T, ApprovalError> {
-        let now = self.clock.now()?;
-        let mut state = self.lock()?;
-        let entry = state
-            .entries
-            .get_mut(id)
-            .ok_or_else(|| ApprovalError::NotFound { id: id.to_owned() })?;
-        self.expire_entry(entry, now)?;
-        let mut next = entry.record.clone();
-        let (value, audit) = change(&mut next, now)?;
-        self.store.save(&next, audit)?;
-        let status = next.status_at(now);
-        entry.record = next;
-        entry.watch.send_replace(status);
-        Ok(value)
-    }
-
-    /// Takes up a decision made on the stored request by another process (the `ao approvals` CLI
-    /// on the same database) while this one still holds it as undecided. The store is written
-    /// before memory everywhere, so a stored decision is never older than the one in memory.
-    fn adopt_stored_decision(&self, id: &str) -> Result<(), ApprovalError> {
-        let mut state = self.lock()?;
-        let Some(entry) = state.entries.get_mut(id) else {
-            return Ok(());
-        };
-        if entry.record.decision.is_some() {
-            return Ok(());
-        }
-        if let Some(stored) = self.store.load(id)?
-            && stored.decision.is_some()
-            && stored.request == entry.record.request
-        {
-            let now = self.clock.now()?;
-            entry.watch.send_replace(stored.status_at(now));
-            entry.record = stored;
-        }
-        Ok(())
-    }
-
-    /// Stores the expiry of a request that is past it, and wakes its waiters.
-    fn expire_entry(&self, entry: &mut Entry, now: u64) -> Result<(), ApprovalError> {
-        let mut next = entry.record.clone();
-        if let Some(audit) = next.expire_if_due(now) {
-            self.store.save(&next, audit)?;
-            entry.record = next;
-            entry.watch.send_replace(ApprovalStatus::Expired);
-        }
-        Ok(())
-    }
-
-    fn policy(&self) -> ApprovalPolicy {
-        let agent = parse_public_key(&self.identity.agent_pubkey).ok();
-        // The agent's own key never approves for it: that operator key is ignored (and unsigned
-        // approvals stay off, below), so nothing can approve until the configuration is fixed.
-        let operator = self
-            .identity
-            .operator_pubkey
-            .as_deref()
-            .and_then(|key| parse_public_key(key).ok())
-            .filter(|key| Some(*key) != agent)
-            .map(|key| key.to_hex());
-        let (approvers, required) = match (&self.guardians, operator) {
-            (Some((keys, k)), _) => (keys.clone(), *k),
-            (None, Some(operator)) => (vec![operator], 1),
-            (None, None) => (Vec::new(), 1),
-        };
-        // An operator key that does not parse still forbids unsigned approvals: fail closed.
-        let default_unsigned = self.guardians.is_none() && self.identity.operator_pubkey.is_none();
-        ApprovalPolicy {
-            approvers,
-            required,
-            allow_unsigned: self.unsigned_override.unwrap_or(default_unsigned),
-            max_event_age_secs: self.max_event_age_secs,
-        }
-    }
-
-    fn lock(&self) -> Result<MutexGuard<'_, State>, ApprovalError> {
-        self.state.lock().map_err(|_| ApprovalError::Poisoned)
     }
 }

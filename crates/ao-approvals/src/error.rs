@@ -22,6 +22,15 @@ pub enum ApprovalStoreError {
         #[source]
         source: Box<dyn StdError + Send + Sync + 'static>,
     },
+    /// The stored request changed since it was read (another process decided it): the save was
+    /// refused, so nothing overwrote that change. Read it again and decide on what it says now.
+    #[error(
+        "approval request `{request_id}` changed in the store since it was read; nothing was overwritten"
+    )]
+    Conflict {
+        /// The request.
+        request_id: String,
+    },
 }
 
 impl ApprovalStoreError {
@@ -101,6 +110,40 @@ pub enum ApprovalError {
         action: String,
         /// The cost presented.
         cost_sats: u64,
+    },
+    /// The call presented is not the request that was approved: an approval covers the one
+    /// request it was filed for.
+    #[error(
+        "approval request `{id}` was filed for another request; an approval covers the one request it was filed for, so file this one anew"
+    )]
+    Mismatch {
+        /// The request.
+        id: String,
+    },
+    /// The request was approved, but not used within the time an approval stays usable.
+    #[error(
+        "approval request `{id}` was approved at {decided_at} but not used before {lapsed_at} (Unix seconds); file it anew"
+    )]
+    Lapsed {
+        /// The request.
+        id: String,
+        /// When it was approved.
+        decided_at: u64,
+        /// When it stopped being usable.
+        lapsed_at: u64,
+    },
+    /// The agent has as many undecided requests as it may; a new one waits until one of them is
+    /// decided or expires.
+    #[error(
+        "agent `{agent}` already has {max} approval requests waiting; decide or let them expire before filing more"
+    )]
+    TooManyPending {
+        /// The agent.
+        agent: String,
+        /// The most it may have waiting.
+        max: usize,
+        /// Seconds until the oldest waiting request expires.
+        retry_after_secs: u64,
     },
     /// The wait ended before a decision.
     #[error("no decision on approval request `{id}` within the wait; it is still pending")]

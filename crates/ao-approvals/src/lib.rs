@@ -42,11 +42,15 @@ mod error;
 mod record;
 mod signed;
 mod store;
+mod verify;
 
-pub use coordinator::{DEFAULT_EXPIRY, DEFAULT_MAX_EVENT_AGE, SolverAgentCoordinator};
+pub use coordinator::{
+    DEFAULT_EXPIRY, DEFAULT_MAX_EVENT_AGE, DEFAULT_MAX_PENDING, DEFAULT_USABLE_FOR,
+    SolverAgentCoordinator,
+};
 pub use error::{ApprovalError, ApprovalStoreError};
 pub use record::{
-    ApprovalPolicy, ApprovalRecord, ApprovalStatus, Decision, PendingApproval, Verdict, Vote,
+    ApprovalPolicy, ApprovalRecord, ApprovalStatus, Decision, PendingApproval, Use, Verdict, Vote,
     new_request_id,
 };
 pub use signed::{DECISION_KIND, ParsedDecision, build_decision_event, parse_decision_event};

@@ -135,6 +135,10 @@ pub struct Vote {
     pub signed_at: u64,
     /// The reason in the event's content, if any.
     pub reason: Option<String>,
+    /// The signed event itself (JSON), so that whoever reads the vote back from storage can check
+    /// it again instead of trusting the row.
+    #[serde(default)]
+    pub event: Option<String>,
 }
 
 /// Who may decide a request, fixed when it is filed so that any process holding the record (the
@@ -170,6 +174,27 @@ pub struct ApprovalRecord {
     /// and this is kept with the request, so a restart does not make it usable again.
     #[serde(default)]
     pub used_at: Option<u64>,
+    /// The hash of the request it was filed for (hex SHA-256 of its canonical form), when the
+    /// action has one: the approval covers that request and no other.
+    #[serde(default)]
+    pub request_hash: Option<String>,
+    /// Bumped by every save: a save names the version it read, and a store refuses it when the
+    /// stored record has moved on (compare-and-swap), so no stale copy overwrites a decision.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// A call presented under an approval: what it is, and how long an approval stays usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Use<'a> {
+    /// The action it performs.
+    pub action: &'a str,
+    /// What it is estimated at, in sats.
+    pub cost_sats: u64,
+    /// The hash of the request presented (see [`ApprovalRecord::request_hash`]).
+    pub request_hash: Option<&'a str>,
+    /// How long after the decision an approval may be used, in seconds.
+    pub usable_for_secs: u64,
 }
 
 /// Clock skew tolerated on a signed decision's timestamp, in seconds.
@@ -385,17 +410,14 @@ impl ApprovalRecord {
             event_id: event.id.to_hex(),
             signed_at,
             reason,
+            event: Some(nostr::JsonUtil::as_json(event)),
         })
     }
 
     /// Uses the approval for one call of `action` estimated at `cost_sats`: it must be approved,
     /// not used before, for the same action, and for at least that cost. Returns the audit event.
-    pub fn consume(
-        &mut self,
-        action: &str,
-        cost_sats: u64,
-        now: u64,
-    ) -> Result<AuditEvent, ApprovalError> {
+    pub fn consume(&mut self, call: &Use<'_>, now: u64) -> Result<AuditEvent, ApprovalError> {
+        let (action, cost_sats) = (call.action, call.cost_sats);
         let id = self.id().to_owned();
         let status = self.status_at(now);
         if status != ApprovalStatus::Approved {
@@ -403,6 +425,21 @@ impl ApprovalRecord {
         }
         if let Some(used_at) = self.used_at {
             return Err(ApprovalError::AlreadyUsed { id, used_at });
+        }
+        if let Some(decided_at) = self.decision.as_ref().map(|d| d.decided_at) {
+            let lapsed_at = decided_at.saturating_add(call.usable_for_secs);
+            if now >= lapsed_at {
+                return Err(ApprovalError::Lapsed {
+                    id,
+                    decided_at,
+                    lapsed_at,
+                });
+            }
+        }
+        if let Some(filed_for) = &self.request_hash
+            && call.request_hash != Some(filed_for.as_str())
+        {
+            return Err(ApprovalError::Mismatch { id });
         }
         if self.request.action_type != action || self.request.cost_estimate_sats < cost_sats {
             return Err(ApprovalError::DoesNotCover {

@@ -12,6 +12,10 @@ use crate::record::ApprovalRecord;
 /// is the durable implementation; [`MemoryApprovalStore`] keeps everything in memory.
 pub trait ApprovalStore: AuditLog {
     /// Inserts or replaces `record` and appends `audit`, atomically. Returns the audit entry.
+    ///
+    /// Compare-and-swap: a record replaces the stored one only if the stored one is at
+    /// `record.version - 1` (records written before versions existed count as version 0);
+    /// otherwise nothing is written and the answer is [`ApprovalStoreError::Conflict`].
     fn save(
         &self,
         record: &ApprovalRecord,
@@ -95,12 +99,21 @@ impl ApprovalStore for MemoryApprovalStore {
         audit: AuditEvent,
     ) -> Result<AuditEntry, ApprovalStoreError> {
         let mut records = self.records.lock().map_err(|_| poisoned())?;
+        let existing = records.iter().position(|r| r.id() == record.id());
+        // Compare-and-swap: the stored record must still be at the version this one was made from.
+        if let Some(i) = existing
+            && records[i].version != record.version.saturating_sub(1)
+        {
+            return Err(ApprovalStoreError::Conflict {
+                request_id: record.id().to_owned(),
+            });
+        }
         let entry = self
             .audit
             .append(audit)
             .map_err(ApprovalStoreError::write)?;
-        match records.iter_mut().find(|r| r.id() == record.id()) {
-            Some(existing) => *existing = record.clone(),
+        match existing {
+            Some(i) => records[i] = record.clone(),
             None => records.push(record.clone()),
         }
         Ok(entry)

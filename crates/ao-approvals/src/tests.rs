@@ -75,6 +75,8 @@ fn a_signed_vote_for_another_request_is_refused_by_the_record() {
         votes: vec![],
         decision: None,
         used_at: None,
+        request_hash: None,
+        version: 1,
     };
     let event = build_decision_event(&keys, "theirs", Verdict::Approve, None, 100).unwrap();
     let before = record.clone();
@@ -112,6 +114,7 @@ fn a_vote_is_stored_as_it_was_before_verdicts_had_a_type() {
         event_id: "cd".into(),
         signed_at: 5,
         reason: None,
+        event: None,
     };
     let json = serde_json::to_value(&vote).unwrap();
     assert_eq!(json["approved"], false);

@@ -116,9 +116,6 @@ fn decide(store: &SqliteStore, d: Decide, verdict: Verdict) -> Result<ExitCode, 
     let mut record = store
         .load(&d.id)?
         .ok_or_else(|| CliError::UnknownRequest(d.id.clone()))?;
-    if let Some(audit) = record.expire_if_due(now) {
-        store.save(&record, audit)?;
-    }
     let (status, audit) = match &d.key_file {
         Some(path) => {
             let keys = read_keys(Path::new(path))?;
@@ -130,6 +127,9 @@ fn decide(store: &SqliteStore, d: Decide, verdict: Verdict) -> Result<ExitCode, 
             (record.status_at(now), audit)
         }
     };
+    // Compare-and-swap: if a gateway changed the request since it was read here, nothing is
+    // overwritten and the command fails; run it again to decide on what the request says now.
+    record.version += 1;
     store.save(&record, audit)?;
     match status {
         ApprovalStatus::Pending => {

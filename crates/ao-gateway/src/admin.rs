@@ -149,27 +149,62 @@ fn budget_status(status: BudgetStatus) -> Value {
     }
 }
 
-async fn approvals(State(state): State<Arc<AppState>>) -> Response {
+/// A page of pending approvals: `?limit=N` (default 100, at most 1,000) and `?after=ID`, the
+/// last id of the previous page. Oldest first, across agents; `next` is the cursor of the next
+/// page, or null. Listing writes nothing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingPage {
+    #[serde(default = "hundred")]
+    limit: usize,
+    after: Option<String>,
+}
+
+async fn approvals(
+    State(state): State<Arc<AppState>>,
+    Query(page): Query<PendingPage>,
+) -> Response {
     let mut pending = Vec::new();
     for name in state.orchestrator.agent_names() {
         if let Some(coordinator) = state.orchestrator.coordinator(name) {
-            let list = match coordinator.try_list_pending() {
-                Ok(list) => list,
+            match coordinator.try_list_pending() {
+                Ok(list) => pending.extend(list.into_iter().map(|p| (name, p))),
                 Err(e) => return approval_error(&e),
-            };
-            for p in list {
-                pending.push(json!({
-                    "agent": name,
-                    "request_id": p.request_id,
-                    "action_type": p.action_type,
-                    "description": p.description,
-                    "cost_estimate_sats": p.cost_estimate_sats,
-                    "created_at": p.created_at,
-                }));
             }
         }
     }
-    Json(json!({ "pending": pending })).into_response()
+    pending
+        .sort_by(|a, b| (a.1.created_at, &a.1.request_id).cmp(&(b.1.created_at, &b.1.request_id)));
+    let start = page
+        .after
+        .as_deref()
+        .and_then(|after| pending.iter().position(|(_, p)| p.request_id == after))
+        .map_or(0, |i| i + 1);
+    let limit = page.limit.clamp(1, 1_000);
+    let rest = pending.len().saturating_sub(start);
+    let list: Vec<Value> = pending
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|(name, p)| {
+            json!({
+                "agent": name,
+                "request_id": p.request_id,
+                "action_type": p.action_type,
+                "description": p.description,
+                "cost_estimate_sats": p.cost_estimate_sats,
+                "created_at": p.created_at,
+            })
+        })
+        .collect();
+    let next = (rest > limit)
+        .then(|| {
+            list.last()
+                .and_then(|p| p["request_id"].as_str())
+                .map(str::to_owned)
+        })
+        .flatten();
+    Json(json!({ "pending": list, "next": next })).into_response()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -33,7 +33,9 @@ pub(crate) fn outcome(error: &OrchestratorError) -> &'static str {
     match error {
         OrchestratorError::Budget(_) => "over_budget",
         OrchestratorError::NeedsApproval { .. } => "needs_approval",
-        OrchestratorError::NotApproved { .. } => "not_approved",
+        OrchestratorError::NotApproved { .. } | OrchestratorError::ApprovalMismatch { .. } => {
+            "not_approved"
+        }
         OrchestratorError::Backend(_) => "backend_error",
         _ => "error",
     }
@@ -62,24 +64,12 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> 
             &message,
             Value::Null,
         ),
-        OrchestratorError::NeedsApproval { request_id } => api_error(
-            StatusCode::FORBIDDEN,
-            "approval_required",
-            "approval_required",
-            &format!(
-                "{message}; retry with the header `X-AO-Approval: {request_id}` once it is approved"
-            ),
-            json!({ "approval_id": request_id }),
-        ),
-        OrchestratorError::NotApproved {
-            request_id, status, ..
-        } => api_error(
-            StatusCode::FORBIDDEN,
-            "approval_required",
-            "approval_not_granted",
-            &message,
-            json!({ "approval_id": request_id, "status": status.map(|s| s.as_str()) }),
-        ),
+        OrchestratorError::NeedsApproval { .. }
+        | OrchestratorError::ApprovalMismatch { .. }
+        | OrchestratorError::NotApproved { .. }
+        | OrchestratorError::Approval(ApprovalError::TooManyPending { .. }) => {
+            approval_response(error, &message)
+        }
         OrchestratorError::Backend(fallback) => {
             let timed_out = matches!(fallback.last(), Some(BackendError::Timeout { .. }));
             let (status, code) = if timed_out {
@@ -113,6 +103,61 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> 
             StatusCode::INTERNAL_SERVER_ERROR,
             "api_error",
             "internal_error",
+            &message,
+            Value::Null,
+        ),
+    }
+}
+
+/// The response for a call an approval stopped: 403 with the approval id, or 429 when the agent
+/// has too many requests waiting.
+fn approval_response(error: &OrchestratorError, message: &str) -> Response {
+    let message = message.to_owned();
+    match error {
+        OrchestratorError::NeedsApproval { request_id } => api_error(
+            StatusCode::FORBIDDEN,
+            "approval_required",
+            "approval_required",
+            &format!(
+                "{message}; retry with the header `X-AO-Approval: {request_id}` once it is approved"
+            ),
+            json!({ "approval_id": request_id }),
+        ),
+        OrchestratorError::ApprovalMismatch { request_id } => api_error(
+            StatusCode::FORBIDDEN,
+            "approval_required",
+            "approval_mismatch",
+            &message,
+            json!({ "approval_id": request_id }),
+        ),
+        OrchestratorError::Approval(ApprovalError::TooManyPending {
+            retry_after_secs, ..
+        }) => {
+            let mut response = api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "approval_required",
+                "too_many_pending_approvals",
+                &message,
+                json!({ "retry_after_secs": retry_after_secs }),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            response
+        }
+        OrchestratorError::NotApproved {
+            request_id, status, ..
+        } => api_error(
+            StatusCode::FORBIDDEN,
+            "approval_required",
+            "approval_not_granted",
+            &message,
+            json!({ "approval_id": request_id, "status": status.map(|s| s.as_str()) }),
+        ),
+        _ => api_error(
+            StatusCode::FORBIDDEN,
+            "approval_required",
+            "approval_required",
             &message,
             Value::Null,
         ),

@@ -10,6 +10,7 @@ use ao_routing::http::{
 };
 use ao_routing::{BackendConfig, BackendProvider};
 use ao_types::{Report, TokenUsage, utc_day_start};
+use sha2::{Digest, Sha256};
 
 use crate::error::OrchestratorError;
 use crate::orchestrator::{CallOptions, Orchestrator};
@@ -104,7 +105,11 @@ impl Orchestrator {
             (estimate, estimate_sats),
             now,
         );
-        guard.set_approval(self.approve(coordinator, estimate_sats, options).await?);
+        let hash = request_hash(&request);
+        guard.set_approval(
+            self.approve(coordinator, estimate_sats, &hash, options)
+                .await?,
+        );
         Ok(Admitted {
             guard,
             chain,
@@ -163,13 +168,14 @@ impl Orchestrator {
         &self,
         coordinator: &SolverAgentCoordinator,
         estimate_sats: u64,
+        request_hash: &str,
         options: &CallOptions,
     ) -> Result<Option<String>, OrchestratorError> {
         if !coordinator.requires_approval(COMPLETION_ACTION, estimate_sats) {
             return Ok(None);
         }
         if let Some(id) = &options.approval_id {
-            use_approval(coordinator, id, estimate_sats)?;
+            use_approval(coordinator, id, estimate_sats, request_hash)?;
             return Ok(Some(id.clone()));
         }
         let description = format!(
@@ -177,7 +183,7 @@ impl Orchestrator {
             coordinator.identity().name
         );
         let request_id = coordinator
-            .try_request_approval(COMPLETION_ACTION, &description, estimate_sats)
+            .try_request_approval_for(COMPLETION_ACTION, &description, estimate_sats, request_hash)
             .map_err(OrchestratorError::Approval)?;
         let wait = self.inner().approval_wait;
         if wait.is_zero() {
@@ -185,7 +191,7 @@ impl Orchestrator {
         }
         match coordinator.wait_for_decision(&request_id, wait).await {
             Ok(ApprovalStatus::Approved) => {
-                use_approval(coordinator, &request_id, estimate_sats)?;
+                use_approval(coordinator, &request_id, estimate_sats, request_hash)?;
                 Ok(Some(request_id))
             }
             Ok(status) => Err(OrchestratorError::NotApproved {
@@ -207,11 +213,18 @@ fn use_approval(
     coordinator: &SolverAgentCoordinator,
     id: &str,
     estimate_sats: u64,
+    request_hash: &str,
 ) -> Result<(), OrchestratorError> {
     coordinator
-        .consume(id, COMPLETION_ACTION, estimate_sats)
+        .consume_for(id, COMPLETION_ACTION, estimate_sats, Some(request_hash))
         .map_err(|error| {
             let status = match &error {
+                ApprovalError::Mismatch { .. } => {
+                    return OrchestratorError::ApprovalMismatch {
+                        request_id: id.to_owned(),
+                    };
+                }
+                ApprovalError::Lapsed { .. } => Some(ApprovalStatus::Approved),
                 ApprovalError::NotApproved { status, .. } => Some(*status),
                 ApprovalError::AlreadyUsed { .. } | ApprovalError::DoesNotCover { .. } => {
                     Some(ApprovalStatus::Approved)
@@ -226,4 +239,49 @@ fn use_approval(
                 status,
             }
         })
+}
+
+/// The hash an approval is bound to: SHA-256 of the request as it will be sent (model, messages,
+/// tools, the capped output limit, `n`, every other field), in a canonical form with object keys
+/// sorted; whether it streams does not count.
+pub(crate) fn request_hash(request: &ChatRequest) -> String {
+    let mut value = serde_json::to_value(request).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = value.as_object_mut() {
+        map.remove("stream");
+        map.remove("stream_options");
+    }
+    let mut canonical = String::new();
+    canonical_json(&value, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// `value` as JSON with every object's keys in sorted order.
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }

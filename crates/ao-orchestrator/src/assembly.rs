@@ -172,7 +172,9 @@ fn coordinator(
         identity = identity.with_operator(operator.get_ref().clone());
     }
     let mut coordinator = SolverAgentCoordinator::new(identity)
-        .with_expiry(Duration::from_secs(config.approvals.expiry_secs));
+        .with_expiry(Duration::from_secs(config.approvals.expiry_secs))
+        .with_max_pending(config.approvals.max_pending)
+        .with_approval_usable_for(Duration::from_secs(config.approvals.usable_for_secs));
     if let Some(sats) = agent.approval_above_sats {
         coordinator = coordinator.with_approval_above_sats(sats);
     }

@@ -165,6 +165,21 @@ pub struct ApprovalsSection {
     /// once, and let the client retry with the approval id.
     #[serde(default)]
     pub wait_secs: u64,
+    /// Undecided requests an agent may have at once; past it a call needing approval is refused
+    /// (429 `too_many_pending_approvals`). Default 64.
+    #[serde(default = "default_max_pending")]
+    pub max_pending: usize,
+    /// Seconds an approved request stays usable after its decision. Default 3600.
+    #[serde(default = "default_usable_for")]
+    pub usable_for_secs: u64,
+}
+
+fn default_max_pending() -> usize {
+    ao_approvals::DEFAULT_MAX_PENDING
+}
+
+fn default_usable_for() -> u64 {
+    ao_approvals::DEFAULT_USABLE_FOR.as_secs()
 }
 
 fn default_expiry() -> u64 {
@@ -176,6 +191,8 @@ impl Default for ApprovalsSection {
         Self {
             expiry_secs: default_expiry(),
             wait_secs: 0,
+            max_pending: default_max_pending(),
+            usable_for_secs: default_usable_for(),
         }
     }
 }

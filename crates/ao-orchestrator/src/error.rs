@@ -43,6 +43,15 @@ pub enum OrchestratorError {
         /// Its status, when known.
         status: Option<ApprovalStatus>,
     },
+    /// The approval presented was filed for another request: an approval covers the one request
+    /// it was filed for.
+    #[error(
+        "approval `{request_id}` was filed for another request; it covers only the request it was filed for"
+    )]
+    ApprovalMismatch {
+        /// The approval presented.
+        request_id: String,
+    },
     /// The approval workflow failed.
     #[error(transparent)]
     Approval(#[from] ApprovalError),

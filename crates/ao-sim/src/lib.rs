@@ -302,20 +302,7 @@ async fn chat(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Re
         Behavior::Status {
             status,
             retry_after,
-        } => {
-            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = (
-                code,
-                Json(json!({"error": {"message": format!("simulated {status}"), "type": "simulated"}})),
-            )
-                .into_response();
-            if let Some(secs) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            response
-        }
+        } => error_status(status, retry_after),
         Behavior::Malformed => (StatusCode::OK, "{\"choices\": [ this is not json").into_response(),
         Behavior::Reply { content, usage } => {
             let (input, output) = billed
@@ -353,6 +340,22 @@ async fn chat(State(state): State<Arc<SimState>>, Json(body): Json<Value>) -> Re
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// An OpenAI-style error answer with `status`, and `Retry-After` when given.
+fn error_status(status: u16, retry_after: Option<u64>) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        code,
+        Json(json!({"error": {"message": format!("simulated {status}"), "type": "simulated"}})),
+    )
+        .into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 impl Behavior {

@@ -53,16 +53,31 @@ impl ApprovalStore for SqliteStore {
             .decision
             .as_ref()
             .map_or("pending", |d| d.status.as_str());
+        // Compare-and-swap: the stored record must still be at the version this one was made
+        // from (records written before versions existed are version 0).
+        let expected =
+            i64::try_from(record.version.saturating_sub(1)).map_err(ApprovalStoreError::write)?;
+        let request_id = id.clone();
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO approvals (request_id, agent, created_at, filed, status, record)
-                 VALUES (?1, ?2, ?3, (SELECT coalesce(max(filed), 0) + 1 FROM approvals), ?4, ?5)
-                 ON CONFLICT (request_id) DO UPDATE SET status = excluded.status, record = excluded.record",
-            )?
-            .execute(params![id, agent, created_at, status, json])?;
+            let changed = conn
+                .prepare_cached(
+                    "INSERT INTO approvals (request_id, agent, created_at, filed, status, record)
+                     VALUES (?1, ?2, ?3, (SELECT coalesce(max(filed), 0) + 1 FROM approvals), ?4, ?5)
+                     ON CONFLICT (request_id) DO UPDATE SET status = excluded.status, record = excluded.record
+                     WHERE coalesce(json_extract(approvals.record, '$.version'), 0) = ?6",
+                )?
+                .execute(params![id, agent, created_at, status, json, expected])?;
+            if changed == 0 {
+                return Err(StoreError::Conflict {
+                    what: format!("approval request `{id}`"),
+                });
+            }
             append_in(conn, audit)
         })
-        .map_err(ApprovalStoreError::write)
+        .map_err(|error| match error {
+            StoreError::Conflict { .. } => ApprovalStoreError::Conflict { request_id },
+            other => ApprovalStoreError::write(other),
+        })
     }
 
     fn load(&self, request_id: &str) -> Result<Option<ApprovalRecord>, ApprovalStoreError> {

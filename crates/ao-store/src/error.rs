@@ -56,6 +56,12 @@ pub enum StoreError {
         "the write transaction was rolled back by a failure in its batch; nothing in it was written"
     )]
     RolledBack,
+    /// A compare-and-swap write found the row changed since it was read; nothing was written.
+    #[error("`{what}` changed in the database since it was read; nothing was written")]
+    Conflict {
+        /// What changed.
+        what: String,
+    },
     /// A write panicked; its changes were rolled back and the other writes of its batch were not
     /// affected.
     #[error("a write panicked and was rolled back; this is a bug, please report it")]

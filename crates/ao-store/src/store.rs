@@ -259,6 +259,19 @@ fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// Switches the connection's commits to `fsync` (`synchronous = FULL`) or not (`NORMAL`), when
+/// that is not what they do already.
+fn set_fsync(conn: &Connection, fsync: &mut bool, wanted: bool) {
+    if wanted == *fsync {
+        return;
+    }
+    let mode = if wanted { "FULL" } else { "NORMAL" };
+    match conn.pragma_update(None, "synchronous", mode) {
+        Ok(()) => *fsync = wanted,
+        Err(e) => tracing::warn!(error = %e, "could not switch synchronous mode"),
+    }
+}
+
 /// Commits jobs in batches: waits for one, takes whatever else is queued (up to `max_batch`), runs
 /// each in its own savepoint inside one write transaction, commits once, and tells every job the
 /// outcome.
@@ -280,13 +293,7 @@ fn writer_loop(
         // A batch of light jobs alone skips the fsync; any other batch gets the durability the
         // store was opened with.
         let wanted = durability == Durability::Full && !batch.iter().all(|j| j.light());
-        if wanted != fsync {
-            let mode = if wanted { "FULL" } else { "NORMAL" };
-            match conn.pragma_update(None, "synchronous", mode) {
-                Ok(()) => fsync = wanted,
-                Err(e) => tracing::warn!(error = %e, "could not switch synchronous mode"),
-            }
-        }
+        set_fsync(&conn, &mut fsync, wanted);
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
 #![allow(missing_docs, reason = "test code")]
 
+mod adversary;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -549,6 +551,7 @@ fn a_decision_made_by_another_process_on_the_store_is_taken_up() {
     let audit = record
         .decide_unsigned(Verdict::Approve, "cli operator", None, now)
         .unwrap();
+    record.version += 1;
     store.save(&record, audit).unwrap();
     c.consume(&id, "purchase_skill", 5_000).unwrap();
     assert!(matches!(

@@ -344,3 +344,96 @@ async fn a_stream_dropped_after_its_first_chunk_is_charged_the_whole_bill() {
     assert!(billed >= 45, "the provider billed {billed}");
     assert!(charged(gw, "burst").await >= billed);
 }
+
+/// The sisyphus agent of the default test gateway is supervised: every call files a request.
+mod approvals {
+    use ao_approvals::{Verdict, build_decision_event};
+    use ao_sim::{Behavior, SimServer};
+    use nostr::JsonUtil;
+    use serde_json::{Value, json};
+
+    use crate::{ADMIN_TOKEN, Running, SISYPHUS_KEY, start};
+
+    async fn ask(gw: &Running, body: &Value, approval: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(SISYPHUS_KEY)
+            .json(body);
+        if let Some(id) = approval {
+            request = request.header("x-ao-approval", id);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn approve(gw: &Running, id: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let event = build_decision_event(&gw.operator, id, Verdict::Approve, None, now).unwrap();
+        let response = reqwest::Client::new()
+            .post(gw.url("/admin/approvals/signed"))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(event.as_json())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    async fn sims() -> (SimServer, SimServer) {
+        (
+            SimServer::start(Behavior::reply()).await.unwrap(),
+            SimServer::start(Behavior::reply()).await.unwrap(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_requests_needing_approval_is_capped() {
+        let (openai, codex) = sims().await;
+        let gw = start(&openai, &codex, 1 << 20).await;
+        let body = json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10});
+        for _ in 0..ao_approvals::DEFAULT_MAX_PENDING {
+            assert_eq!(ask(&gw, &body, None).await.0, 403);
+        }
+        let (status, refused) = ask(&gw, &body, None).await;
+        assert_eq!(status, 429, "{refused}");
+        assert_eq!(refused["error"]["code"], "too_many_pending_approvals");
+        let listed: Value = reqwest::Client::new()
+            .get(gw.url("/admin/approvals?limit=10"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed["pending"].as_array().unwrap().len(), 10, "paged");
+        assert!(listed["next"].is_string());
+        assert_eq!(openai.requests() + codex.requests(), 0);
+        gw.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_approval_does_not_carry_over_to_another_request() {
+        let (openai, codex) = sims().await;
+        let gw = start(&openai, &codex, 1 << 20).await;
+        let asked = json!({"model": "auto", "messages": [{"role": "user", "content": "summarise the report"}], "max_tokens": 10});
+        let (status, body) = ask(&gw, &asked, None).await;
+        assert_eq!(status, 403);
+        let id = body["error"]["approval_id"].as_str().unwrap().to_owned();
+        approve(&gw, &id).await;
+        // The agent swaps the body under the approved id.
+        let swapped = json!({"model": "auto", "messages": [{"role": "user", "content": "something the operator never saw"}], "max_tokens": 10});
+        let (status, body) = ask(&gw, &swapped, Some(&id)).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "approval_mismatch");
+        assert_eq!(openai.requests() + codex.requests(), 0);
+        // The request it was filed for goes through, once.
+        assert_eq!(ask(&gw, &asked, Some(&id)).await.0, 200);
+        assert_eq!(ask(&gw, &asked, Some(&id)).await.0, 403);
+        gw.stop().await;
+    }
+}

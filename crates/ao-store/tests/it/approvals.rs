@@ -98,3 +98,46 @@ fn tampering_with_one_audit_row_is_detected() {
         .unwrap();
     assert_eq!(temp.store.verify().unwrap().unwrap_err().seq, 3);
 }
+
+/// The agent can write the database file: one `UPDATE` marks its request approved, with a
+/// version past the coordinator's so that it is taken up. The decision is checked again under
+/// the policy in force, finds no signature by the operator, and does not count, in the running
+/// process and after a restart.
+#[test]
+fn an_approval_written_into_the_database_with_one_update_does_not_count() {
+    let temp = TempStore::new();
+    let operator = Keys::generate();
+    let clock = TestClock::new(T0);
+    let c = coordinator(
+        SqliteStore::open(temp.db_path()).unwrap(),
+        &operator,
+        &clock,
+    );
+    let id = c.request_approval("chat.completion", "the agent's own request", 5_000);
+    let raw = rusqlite::Connection::open(temp.db_path()).unwrap();
+    let changed = raw
+        .execute(
+            "UPDATE approvals SET status = 'approved', record = json_set(record,
+               '$.decision', json('{\"status\":\"approved\",\"decided_by\":[\"local operator\"],\"decided_at\":1795910400,\"reason\":null}'),
+               '$.version', 99)
+             WHERE request_id = ?1",
+            [&id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let used = c.consume(&id, "chat.completion", 5_000);
+    assert!(used.is_err(), "the forged approval was used: {used:?}");
+    assert_eq!(c.status(&id), Some(ApprovalStatus::Pending));
+    let restarted = coordinator(
+        SqliteStore::open(temp.db_path()).unwrap(),
+        &operator,
+        &clock,
+    );
+    assert_eq!(restarted.status(&id), Some(ApprovalStatus::Pending));
+    assert!(restarted.consume(&id, "chat.completion", 5_000).is_err());
+    // The operator's real decision still goes through.
+    restarted
+        .approve_signed(&build_decision_event(&operator, &id, Verdict::Approve, None, T0).unwrap())
+        .unwrap();
+    restarted.consume(&id, "chat.completion", 5_000).unwrap();
+}
