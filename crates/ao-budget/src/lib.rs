@@ -27,6 +27,7 @@
 mod config;
 mod error;
 mod ledger;
+mod rate;
 mod record;
 mod state;
 mod tracker;
@@ -38,6 +39,7 @@ pub mod conformance;
 pub use config::{BudgetConfig, BudgetStatus};
 pub use error::{BudgetError, LedgerError};
 pub use ledger::{Ledger, MemoryLedger};
+pub use rate::{RateError, RateLimiter, RateLimits, RatePermit};
 pub use record::{CostRecord, Hold, MAX_STORED_AMOUNT};
 pub use tracker::{CostTracker, DEFAULT_LEASE, DEFAULT_SESSION_HORIZON, ReservationId, Unwritten};
 

@@ -754,3 +754,98 @@ fn a_hold_that_cannot_be_written_is_an_error_and_the_reservation_still_counts() 
     assert!(matches!(error, BudgetError::NotDurable { .. }), "{error}");
     assert_eq!(tracker.daily_total("oracle"), 40);
 }
+
+fn limiter(limits: RateLimits) -> RateLimiter {
+    RateLimiter::new().with_default(limits)
+}
+
+#[test]
+fn requests_per_minute_admit_exactly_the_limit_under_concurrency() {
+    let limiter = Arc::new(limiter(RateLimits {
+        requests_per_minute: Some(50),
+        ..RateLimits::default()
+    }));
+    let admitted: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                s.spawn(move || {
+                    (0..100)
+                        .filter(|_| limiter.admit("oracle", 1, MIDNIGHT).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(admitted, 50);
+    let refused = limiter.admit("oracle", 1, MIDNIGHT + 59).unwrap_err();
+    assert!(
+        matches!(refused, RateError::RequestsPerMinute { .. }),
+        "{refused}"
+    );
+    assert_eq!(refused.retry_after_secs(), 1);
+    assert!(
+        limiter.admit("oracle", 1, MIDNIGHT + 60).is_ok(),
+        "the window moved on"
+    );
+    assert!(
+        limiter.admit("another", 1, MIDNIGHT).is_ok(),
+        "agents are apart"
+    );
+}
+
+#[test]
+fn tokens_per_minute_count_reserved_tokens_and_cannot_be_raced() {
+    let limiter = Arc::new(limiter(RateLimits {
+        tokens_per_minute: Some(1_000),
+        ..RateLimits::default()
+    }));
+    let admitted: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let limiter = Arc::clone(&limiter);
+                s.spawn(move || {
+                    (0..20)
+                        .filter(|_| limiter.admit("oracle", 30, MIDNIGHT + 5).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(
+        admitted, 33,
+        "33 x 30 = 990 tokens fit in 1,000; a 34th does not"
+    );
+    let refused = limiter.admit("oracle", 30, MIDNIGHT + 10).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            RateError::TokensPerMinute {
+                used: 990,
+                requested: 30,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert_eq!(refused.retry_after_secs(), 55);
+}
+
+#[test]
+fn concurrent_calls_are_capped_until_one_ends() {
+    let limiter = limiter(RateLimits {
+        concurrent: Some(3),
+        ..RateLimits::default()
+    });
+    let permits: Vec<RatePermit> = (0..3)
+        .map(|_| limiter.admit("oracle", 1, MIDNIGHT).unwrap())
+        .collect();
+    assert!(matches!(
+        limiter.admit("oracle", 1, MIDNIGHT),
+        Err(RateError::Concurrent { limit: 3, .. })
+    ));
+    drop(permits);
+    assert!(limiter.admit("oracle", 1, MIDNIGHT).is_ok());
+}

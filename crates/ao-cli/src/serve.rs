@@ -8,7 +8,7 @@ use agent_orchestrator::Config;
 use agent_orchestrator::Orchestrator;
 use agent_orchestrator::store::{ApiKeyRow, SqliteStore};
 use agent_orchestrator::types::{Clock, Report, SystemClock};
-use ao_gateway::{Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
+use ao_gateway::{ConnectionLimits, Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
 use ao_sim::{Behavior, SimServer};
 
 use crate::CliError;
@@ -238,11 +238,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     let (orchestrator, store): (Orchestrator, SqliteStore) =
         Orchestrator::from_config(&config).map_err(CliError::Start)?;
     let keys = KeyRing::load(&config, &store)?;
-    let options = GatewayOptions {
-        admin_token_sha256: config.server.admin_token_sha256.clone(),
-        max_body_bytes: config.server.max_body_bytes,
-        client_timeout: Duration::from_secs(config.server.client_timeout_secs),
-    };
+    let options = gateway_options(&config);
     let gateway = Gateway::new(orchestrator, store.clone(), keys.clone(), options);
     let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
     let bind_error = |source| CliError::Bind {
@@ -284,6 +280,23 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     reload.abort();
     println!("gateway stopped; every cost and audit entry is written");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The gateway's options from the `[server]` section.
+fn gateway_options(config: &Config) -> GatewayOptions {
+    let server = &config.server;
+    GatewayOptions {
+        admin_token_sha256: server.admin_token_sha256.clone(),
+        max_body_bytes: server.max_body_bytes,
+        client_timeout: Duration::from_secs(server.client_timeout_secs),
+        max_stream: Duration::from_secs(server.max_stream_secs),
+        connections: ConnectionLimits {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(server.idle_timeout_secs),
+            max_connections: server.max_connections,
+            drain_timeout: Duration::from_secs(server.drain_timeout_secs),
+        },
+    }
 }
 
 /// SIGTERM or Ctrl-C.

@@ -35,10 +35,56 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/keys", get(keys).post(create_key))
         .route("/keys/{id}", delete(revoke_key))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        // Route layers run last-added first: the token is checked, then the body is read.
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(state),
+            read_body_in_time,
+        ))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(state),
             require_admin,
         ))
+}
+
+/// Reads an admin request's body whole, within the client timeout and [`MAX_ADMIN_BODY`], before
+/// its handler runs: 408 for a body that trickles, 413 for one too large.
+async fn read_body_in_time(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match tokio::time::timeout(
+        state.options.client_timeout,
+        axum::body::to_bytes(body, MAX_ADMIN_BODY),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                &format!("an admin request body is at most {MAX_ADMIN_BODY} bytes"),
+                Value::Null,
+            );
+        }
+        Err(_) => {
+            return api_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_timeout",
+                "the request body did not arrive in time",
+                Value::Null,
+            );
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// The largest body an `/admin` route reads: decisions, signed events and key requests are small.

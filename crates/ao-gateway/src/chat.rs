@@ -123,6 +123,7 @@ async fn stream(
     };
     let backend = stream.backend();
     state.metrics.request(&agent, "ok", started.elapsed());
+    let max_stream = state.options.max_stream;
     let events = stream.map(move |event| -> Result<Bytes, std::convert::Infallible> {
         Ok(match event {
             Ok(StreamEvent::Chunk(chunk)) => Bytes::from(format!("data: {}\n\n", chunk.data)),
@@ -136,7 +137,7 @@ async fn stream(
             }
         })
     });
-    let mut response = Response::new(Body::from_stream(events));
+    let mut response = Response::new(Body::from_stream(bounded(events, max_stream)));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -210,4 +211,30 @@ async fn read_request(state: &AppState, body: Body) -> Result<ChatRequest, Respo
         ));
     }
     Ok(request)
+}
+
+/// `events`, ended with an error event once `max` has passed: no stream outlives the gateway's
+/// maximum duration (nor, for long, a graceful shutdown). Dropping the rest settles the call as
+/// cut off.
+fn bounded<S>(
+    events: S,
+    max: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    let deadline = Box::pin(tokio::time::sleep(max));
+    futures_util::stream::unfold(
+        (Some(Box::pin(events)), deadline),
+        move |(events, mut deadline)| async move {
+            let mut events = events?;
+            tokio::select! {
+                item = events.next() => item.map(|item| (item, (Some(events), deadline))),
+                () = &mut deadline => {
+                    let body = json!({"error": {"message": format!("the stream ran past the gateway's maximum of {} s and was ended", max.as_secs()), "type": "api_error", "code": "stream_too_long"}});
+                    Some((Ok(Bytes::from(format!("data: {body}\n\n"))), (None, deadline)))
+                }
+            }
+        },
+    )
 }

@@ -1,7 +1,7 @@
 //! OpenAI-style error responses.
 
 use ao_approvals::ApprovalError;
-use ao_budget::BudgetError;
+use ao_budget::{BudgetError, RateError};
 use ao_orchestrator::OrchestratorError;
 use ao_routing::http::{BackendError, EstimateError};
 use ao_types::Report;
@@ -32,6 +32,7 @@ pub(crate) fn api_error(
 pub(crate) fn outcome(error: &OrchestratorError) -> &'static str {
     match error {
         OrchestratorError::Budget(_) => "over_budget",
+        OrchestratorError::RateLimited(_) => "rate_limited",
         OrchestratorError::NeedsApproval { .. } => "needs_approval",
         OrchestratorError::NotApproved { .. } | OrchestratorError::ApprovalMismatch { .. } => {
             "not_approved"
@@ -54,6 +55,7 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> 
             Value::Null,
         ),
         OrchestratorError::Budget(budget) => budget_error(budget, &message, now),
+        OrchestratorError::RateLimited(limit) => rate_limited(limit, &message),
         OrchestratorError::BadRequest(cause) => api_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -162,6 +164,28 @@ fn approval_response(error: &OrchestratorError, message: &str) -> Response {
             Value::Null,
         ),
     }
+}
+
+/// 429 for a rate limit, naming it, with `Retry-After`.
+fn rate_limited(error: &RateError, message: &str) -> Response {
+    let limit = match error {
+        RateError::RequestsPerMinute { .. } => "requests_per_minute",
+        RateError::TokensPerMinute { .. } => "tokens_per_minute",
+        RateError::Concurrent { .. } => "concurrent",
+        _ => "unavailable",
+    };
+    let retry_after = error.retry_after_secs();
+    let mut response = api_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_exceeded",
+        "rate_limited",
+        message,
+        json!({"limit": limit, "retry_after_secs": retry_after}),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }
 
 fn budget_error(error: &BudgetError, message: &str, now: Option<u64>) -> Response {

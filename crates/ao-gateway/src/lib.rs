@@ -26,6 +26,7 @@ mod auth;
 mod chat;
 mod errors;
 mod metrics;
+mod serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ use axum::routing::{get, post};
 
 pub use auth::{KeyRing, hash_key, new_api_key};
 pub use metrics::Metrics;
+pub use serve::ConnectionLimits;
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -50,6 +52,11 @@ pub struct GatewayOptions {
     pub max_body_bytes: usize,
     /// How long a client may take to send its request body.
     pub client_timeout: Duration,
+    /// The longest a streamed reply runs; past it the stream ends with an error (and is settled
+    /// as cut off), so no stream outlives a graceful shutdown for long.
+    pub max_stream: Duration,
+    /// The connection limits.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for GatewayOptions {
@@ -58,6 +65,8 @@ impl Default for GatewayOptions {
             admin_token_sha256: None,
             max_body_bytes: 1024 * 1024,
             client_timeout: Duration::from_secs(30),
+            max_stream: Duration::from_secs(600),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -139,16 +148,21 @@ impl Gateway {
             .with_state(Arc::clone(&self.state))
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then lets requests in flight finish and
-    /// waits until every cost and audit entry is written.
+    /// Serves on `listener` until `shutdown` resolves, under the connection limits of its
+    /// options, then lets requests in flight finish (for at most the drain timeout) and waits
+    /// until every cost and audit entry is written.
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        serve::serve(
+            listener,
+            self.router(),
+            self.state.options.connections,
+            shutdown,
+        )
+        .await;
         self.shutdown().await;
         Ok(())
     }

@@ -93,6 +93,11 @@ impl Orchestrator {
             })?;
         let now = inner.clock.now()?;
         let session = options.session_start.unwrap_or_else(|| utc_day_start(now));
+        // Rate limits first: a call refused by them reserves nothing.
+        let permit = inner
+            .rates
+            .admit(agent, estimate.total(), now)
+            .map_err(OrchestratorError::RateLimited)?;
         let id =
             inner
                 .tracker
@@ -105,6 +110,7 @@ impl Orchestrator {
             (estimate, estimate_sats),
             now,
         );
+        guard.hold_rate_permit(permit);
         let hash = request_hash(&request);
         guard.set_approval(
             self.approve(coordinator, estimate_sats, &hash, options)

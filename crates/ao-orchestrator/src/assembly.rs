@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ao_approvals::SolverAgentCoordinator;
-use ao_budget::CostTracker;
+use ao_budget::{CostTracker, RateLimiter};
 use ao_identity::AgentIdentity;
 use ao_routing::http::{BackendPool, ClientOptions, OpenAiBackend};
 use ao_routing::{BackendConfig, MultiBackendRouter};
@@ -44,6 +44,7 @@ impl Orchestrator {
             audit: Arc::new(store.clone()),
             approval_wait: Duration::from_secs(config.approvals.wait_secs),
             requests: request_rules(config),
+            rates: rate_limits(config),
             clock,
             hooks: None,
         });
@@ -110,6 +111,17 @@ fn backends(config: &Config) -> Result<(MultiBackendRouter, BackendPool), SetupE
         router = router.add_backend(backend);
     }
     Ok((router, pool))
+}
+
+/// The default rate limits and each agent's own.
+fn rate_limits(config: &Config) -> RateLimiter {
+    let mut rates = RateLimiter::new().with_default(config.default_rate_limits.unwrap_or_default());
+    for (name, agent) in &config.agents {
+        if let Some(limits) = agent.rate_limits {
+            rates = rates.with_limits(name.clone(), limits);
+        }
+    }
+    rates
 }
 
 /// How requests are estimated: the configured limits and each backend's image price.

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ao_budget::BudgetConfig;
+use ao_budget::{BudgetConfig, RateLimits};
 use ao_identity::{AutonomyLevel, parse_public_key};
 use ao_routing::BackendProvider;
 use ao_types::AgentName;
@@ -123,6 +123,9 @@ pub struct AgentEntry {
     /// The SHA-256 (hex) of the agent's gateway bearer key; see `ao keys`.
     #[serde(default)]
     pub api_key_sha256: Option<Spanned<String>>,
+    /// The agent's rate limits; the default ones when absent.
+    #[serde(default)]
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// What requests may ask for, and how they are estimated.
@@ -213,6 +216,43 @@ pub struct ServerSection {
     /// Seconds a client may take to send its request. Default 30.
     #[serde(default = "default_client_timeout")]
     pub client_timeout_secs: u64,
+    /// Seconds a client may take to send a request's headers; a kept-alive connection with no
+    /// new request is closed after as long. Default 10.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection may stay with no byte moving either way. Default 600 (above the
+    /// slowest call: a non-streamed call sends nothing while its backend works).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// The most connections served at once; more wait in the listen backlog. Default 10000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The longest a streamed reply runs, in seconds. Default 600.
+    #[serde(default = "default_max_stream")]
+    pub max_stream_secs: u64,
+    /// Seconds a graceful shutdown waits for requests in flight. Default 30.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout_secs: u64,
+}
+
+fn default_header_read_timeout() -> u64 {
+    10
+}
+
+fn default_idle_timeout() -> u64 {
+    600
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+
+fn default_max_stream() -> u64 {
+    600
+}
+
+fn default_drain_timeout() -> u64 {
+    30
 }
 
 fn default_listen() -> String {
@@ -234,6 +274,11 @@ impl Default for ServerSection {
             admin_token_sha256: None,
             max_body_bytes: default_body(),
             client_timeout_secs: default_client_timeout(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            max_stream_secs: default_max_stream(),
+            drain_timeout_secs: default_drain_timeout(),
         }
     }
 }
@@ -273,6 +318,10 @@ pub struct Config {
     /// The budget of agents without their own.
     #[serde(default)]
     pub default_budget: Option<BudgetEntry>,
+    /// The rate limits of agents without their own: `requests_per_minute`,
+    /// `tokens_per_minute` (reserved tokens) and `concurrent`. None by default.
+    #[serde(default)]
+    pub default_rate_limits: Option<RateLimits>,
     /// The backends.
     #[serde(default)]
     pub backends: Vec<BackendEntry>,

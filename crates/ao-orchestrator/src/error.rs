@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use ao_approvals::{ApprovalError, ApprovalStatus};
-use ao_budget::BudgetError;
+use ao_budget::{BudgetError, RateError};
 use ao_routing::http::{BackendError, EstimateError, FallbackError};
 use ao_routing::{BackendProvider, RoutingError};
 use ao_store::StoreError;
@@ -27,6 +27,9 @@ pub enum OrchestratorError {
     /// The budget refused the call; nothing was sent to a backend.
     #[error(transparent)]
     Budget(BudgetError),
+    /// A rate limit of the agent refused the call; nothing was reserved or sent.
+    #[error(transparent)]
+    RateLimited(RateError),
     /// The call needs an operator's approval: approve request `request_id`, then retry with it.
     #[error("the call needs approval: request `{request_id}` waits for an operator")]
     NeedsApproval {

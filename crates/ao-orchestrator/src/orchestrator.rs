@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ao_approvals::SolverAgentCoordinator;
 use ao_audit::AuditLog;
-use ao_budget::CostTracker;
+use ao_budget::{CostTracker, RateLimiter};
 use ao_hooks::{
     ApprovalHook, AuditHook, CostTrackingHook, HookManager, HookResult, ToolCall, ToolOutput,
 };
@@ -38,6 +38,8 @@ pub struct OrchestratorParts {
     pub approval_wait: Duration,
     /// How requests are estimated and what they may ask for.
     pub requests: RequestRules,
+    /// Per-agent rate limits.
+    pub rates: RateLimiter,
     /// The clock (the tracker's, normally).
     pub clock: SharedClock,
     /// The hooks tool calls go through; `None` for the three built-in ones (audit, cost tracking,
@@ -81,6 +83,7 @@ pub(crate) struct Inner {
     pub(crate) hooks: HookManager,
     pub(crate) approval_wait: Duration,
     pub(crate) requests: RequestRules,
+    pub(crate) rates: RateLimiter,
     /// Sats charged beyond what was reserved, since the start.
     pub(crate) overage_sats: AtomicU64,
     pub(crate) clock: SharedClock,
@@ -125,6 +128,7 @@ impl Orchestrator {
                 hooks,
                 approval_wait: parts.approval_wait,
                 requests: parts.requests,
+                rates: parts.rates,
                 overage_sats: AtomicU64::new(0),
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ao_audit::AuditEvent;
-use ao_budget::{CostRecord, MAX_STORED_AMOUNT, ReservationId};
+use ao_budget::{CostRecord, MAX_STORED_AMOUNT, RatePermit, ReservationId};
 use ao_routing::BackendConfig;
 use ao_routing::BackendProvider;
 use ao_routing::http::FallbackError;
@@ -157,9 +157,16 @@ pub(crate) struct ReservationGuard {
     approval_id: Option<String>,
     /// Set once the request may have reached this backend.
     dispatched_to: Option<BackendProvider>,
+    /// The call's place among its agent's calls in flight.
+    rate_permit: Option<RatePermit>,
 }
 
 impl ReservationGuard {
+    /// Keeps the call's rate-limit place until the guard goes.
+    pub(crate) fn hold_rate_permit(&mut self, permit: RatePermit) {
+        self.rate_permit = Some(permit);
+    }
+
     /// A guard over reservation `id` of `agent`'s session `session_start`, made at `admitted_at`
     /// for `estimate` (priced `estimate_sats`).
     pub(crate) fn new(
@@ -181,6 +188,7 @@ impl ReservationGuard {
             admitted_at,
             approval_id: None,
             dispatched_to: None,
+            rate_permit: None,
         }
     }
 

@@ -6,6 +6,7 @@
 mod approvals;
 mod crash;
 mod demo;
+mod hostile;
 mod serve;
 mod threshold;
 

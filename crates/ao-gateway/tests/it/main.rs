@@ -6,6 +6,7 @@
 
 mod adversary;
 mod http;
+mod limits;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -110,6 +111,7 @@ api_key_sha256 = "{sisyphus}"
             admin_token_sha256: Some(hash_key(ADMIN_TOKEN)),
             max_body_bytes: max_body,
             client_timeout,
+            ..GatewayOptions::default()
         },
     )
     .await
