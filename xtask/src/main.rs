@@ -1,12 +1,13 @@
 //! The project's tasks, run as `cargo xtask <task>`.
 //!
 //! - `ci`: everything CI checks, in order: tidy, formatting, clippy with warnings denied, the
-//!   facade with each of its features alone, every test (unit, integration, doc, cross-crate) and
-//!   the docs with broken intra-doc links denied.
+//!   facade with each of its features alone, every test (unit, integration, doc, cross-crate),
+//!   the docs with broken intra-doc links denied, and a short pass of every fuzz target.
 //! - `tidy`: the fast checks of the workspace's shape (see `tidy.rs`): the architecture doc names
 //!   every crate, layering, dependencies from `[workspace.dependencies]`, file and function sizes.
 //! - `test`: every test of the workspace.
 //! - `integration`: the cross-crate suites in `tests/`.
+//! - `fuzz`: every fuzz target in `fuzz/` for a given time (see `fuzz.rs`); CI runs a short pass.
 //!
 //! It depends on nothing but the standard library, so it builds in seconds on a fresh machine.
 
@@ -16,6 +17,7 @@
     reason = "a task runner reports on the terminal"
 )]
 
+mod fuzz;
 mod manifest;
 mod tidy;
 
@@ -34,6 +36,9 @@ tasks:
   tidy         architecture doc, layering, workspace dependencies, file and function sizes
   test         every test of the workspace (unit, integration, doc, cross-crate)
   integration  the cross-crate suites in tests/
+  fuzz [--seconds N] [TARGET...]
+               every fuzz target (cargo-fuzz, libFuzzer) for N seconds each (default 60),
+               from the seeds in fuzz/seeds; installs cargo-fuzz if it is missing
   bench NAME   a benchmark, with its ratios against the baseline in the same run:
                tracker (budgets), ledger (SQLite), hooks, signing (FROST), gateway
                `bench gateway --litellm` also installs the LiteLLM proxy in target/bench-venv
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("integration") => integration(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -67,6 +73,17 @@ fn ci() -> Result<(), String> {
     let started = Instant::now();
     tidy::run(&workspace_root())?;
     cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &[
+            "fmt",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--all",
+            "--",
+            "--check",
+        ],
+        &[],
+    )?;
     cargo(
         &[
             "clippy",
@@ -102,6 +119,11 @@ fn ci() -> Result<(), String> {
     cargo(
         &["doc", "--workspace", "--no-deps", "--locked"],
         &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    // A short pass of every fuzz target; `cargo xtask fuzz --seconds 600` is the long one.
+    fuzz::run(
+        &workspace_root(),
+        &["--seconds".to_owned(), "10".to_owned()],
     )?;
     println!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())

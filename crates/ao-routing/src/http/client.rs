@@ -411,10 +411,17 @@ async fn next_chunk(
             return Some((Ok(chunk), state));
         }
         match tokio::time::timeout(state.idle, state.bytes.next()).await {
-            Ok(Some(Ok(bytes))) => {
-                let events = state.parser.feed(&bytes);
-                state.pending.extend(events);
-            }
+            Ok(Some(Ok(bytes))) => match state.parser.feed(&bytes) {
+                Ok(events) => state.pending.extend(events),
+                Err(too_large) => {
+                    state.finished = true;
+                    let error = BackendError::Malformed {
+                        provider: state.provider.clone(),
+                        reason: too_large.to_string(),
+                    };
+                    return Some((Err(error), state));
+                }
+            },
             Ok(Some(Err(_)) | None) => {
                 state.finished = true;
                 let error = BackendError::Truncated {

@@ -6,7 +6,7 @@ mod client;
 mod error;
 mod estimate;
 mod pool;
-mod sse;
+pub mod sse;
 
 pub use chat::{ChatMessage, ChatRequest, ChatResponse, ChatStream, StreamChunk, estimate_tokens};
 pub use client::{Backend, ClientOptions, OpenAiBackend, RetryPolicy, SecretString};
