@@ -7,6 +7,7 @@
 //!   every crate, layering, dependencies from `[workspace.dependencies]`, file and function sizes.
 //! - `test`: every test of the workspace.
 //! - `integration`: the cross-crate suites in `tests/`.
+//! - `soak`: a real `ao serve` under mixed traffic for minutes (see `crates/ao-cli/examples/soak.rs`).
 //! - `fuzz`: every fuzz target in `fuzz/` for a given time (see `fuzz.rs`); CI runs a short pass.
 //!
 //! It depends on nothing but the standard library, so it builds in seconds on a fresh machine.
@@ -36,6 +37,9 @@ tasks:
   tidy         architecture doc, layering, workspace dependencies, file and function sizes
   test         every test of the workspace (unit, integration, doc, cross-crate)
   integration  the cross-crate suites in tests/
+  soak --minutes M [--rate R]
+               a real `ao serve` (release) under mixed traffic at R requests per second
+               (default 1000) for M minutes: memory, descriptors, latency per minute, 5xx
   fuzz [--seconds N] [TARGET...]
                every fuzz target (cargo-fuzz, libFuzzer) for N seconds each (default 60),
                from the seeds in fuzz/seeds; installs cargo-fuzz if it is missing
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Some("integration") => integration(),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -120,6 +125,28 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps", "--locked"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    // A short soak (debug build, lower rate); `cargo xtask soak --minutes 10` is the long one.
+    cargo(&["build", "--package", "ao-cli", "--locked"], &[])?;
+    cargo(
+        &[
+            "run",
+            "--package",
+            "ao-cli",
+            "--example",
+            "soak",
+            "--locked",
+            "--",
+            "--ao",
+            "target/debug/ao",
+            "--seconds",
+            "20",
+            "--window",
+            "5",
+            "--rate",
+            "200",
+        ],
+        &[],
+    )?;
     // A short pass of every fuzz target; `cargo xtask fuzz --seconds 600` is the long one.
     fuzz::run(
         &workspace_root(),
@@ -148,6 +175,48 @@ fn facade_feature_sets() -> Result<Vec<String>, String> {
 /// The workspace's root folder, whatever folder `cargo xtask` was run from.
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `soak --minutes M [--rate R]`: the soak example in release against a release `ao`.
+fn soak(args: &[String]) -> Result<(), String> {
+    let mut minutes = "10".to_owned();
+    let mut rate = "1000".to_owned();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or(format!("{arg} needs a value"))?.clone();
+        match arg.as_str() {
+            "--minutes" => minutes = value,
+            "--rate" => rate = value,
+            other => return Err(format!("unknown argument `{other}` to soak")),
+        }
+    }
+    let seconds = minutes
+        .parse::<u64>()
+        .map_err(|_| "--minutes needs a whole number")?
+        * 60;
+    cargo(
+        &["build", "--release", "--package", "ao-cli", "--locked"],
+        &[],
+    )?;
+    cargo(
+        &[
+            "run",
+            "--release",
+            "--package",
+            "ao-cli",
+            "--example",
+            "soak",
+            "--locked",
+            "--",
+            "--ao",
+            "target/release/ao",
+            "--seconds",
+            &seconds.to_string(),
+            "--rate",
+            &rate,
+        ],
+        &[],
+    )
 }
 
 fn test() -> Result<(), String> {
