@@ -84,17 +84,24 @@ fn open_shares(paths: &[PathBuf]) -> Result<Vec<Opened>, CliError> {
         .collect()
 }
 
-/// The indices of every pair among `opened` that share a passphrase.
-fn shared_passphrases(opened: &[Opened]) -> Vec<(u16, u16)> {
-    let mut pairs = Vec::new();
-    for (i, a) in opened.iter().enumerate() {
-        for b in &opened[i + 1..] {
-            if *a.pass == *b.pass {
-                pairs.push((a.share.index(), b.share.index()));
-            }
+/// The shares among `opened` that are encrypted under one passphrase, by group of two or more,
+/// as "1, 2 and 3".
+fn shared_passphrases(opened: &[Opened]) -> Vec<String> {
+    let mut groups: Vec<(&Zeroizing<String>, Vec<u16>)> = Vec::new();
+    for o in opened {
+        match groups.iter_mut().find(|(pass, _)| **pass == o.pass) {
+            Some((_, indices)) => indices.push(o.share.index()),
+            None => groups.push((&o.pass, vec![o.share.index()])),
         }
     }
-    pairs
+    groups
+        .into_iter()
+        .filter_map(|(_, indices)| {
+            let (last, rest) = indices.split_last()?;
+            let rest: Vec<String> = rest.iter().map(u16::to_string).collect();
+            (!rest.is_empty()).then(|| format!("{} and {last}", rest.join(", ")))
+        })
+        .collect()
 }
 
 /// Checks freshly written shares before they are relied on: every share signs, in consecutive

@@ -76,9 +76,9 @@ pub(crate) fn refresh(args: RefreshArgs) -> Result<ExitCode, CliError> {
     }
     let group = load_group(&args.group)?;
     let opened = open_shares(&args.shares)?;
-    for (a, b) in shared_passphrases(&opened) {
+    for shares in shared_passphrases(&opened) {
         eprintln!(
-            "warning: shares {a} and {b} are encrypted under the same passphrase, so whoever knows it holds both; their new shares keep it"
+            "warning: shares {shares} are encrypted under one passphrase, so whoever knows it holds them all; their new shares keep it"
         );
     }
     let passes: Passphrases = opened

@@ -656,3 +656,68 @@ fn a_lost_share_repaired_from_two_others_signs_again() {
         stdout(&out).trim()
     ));
 }
+
+#[test]
+fn ao_passphrase_alone_still_opens_every_share_for_refresh_and_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = keygen_with(d, &["--same-passphrase-for-all"], &[PASS]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pubkey = group_json(d)["group_pubkey"].as_str().unwrap().to_owned();
+
+    let out = ao(
+        &[
+            "refresh",
+            "--group",
+            path_str(&d.join("group.json")),
+            "--share",
+            path_str(&share(d, 1)),
+            "--share",
+            path_str(&share(d, 2)),
+            "--share",
+            path_str(&share(d, 3)),
+        ],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("shares 1, 2 and 3 are encrypted under one passphrase"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::remove_file(share(d, 3)).unwrap();
+    let out = ao(
+        &[
+            "repair",
+            "--group",
+            path_str(&d.join("group.json")),
+            "--share",
+            path_str(&share(d, 1)),
+            "--share",
+            path_str(&share(d, 2)),
+            "--index",
+            "3",
+            "--out",
+            path_str(&share(d, 3)),
+        ],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("the repaired share 3 is encrypted under the same passphrase as share 1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let message = "24".repeat(32);
+    let out = sign_with(
+        d,
+        &[share(d, 3), share(d, 2)],
+        &["--message-hex", &message],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(independently_valid(&pubkey, &message, stdout(&out).trim()));
+}
