@@ -154,6 +154,17 @@ impl Drop for Staged {
     }
 }
 
+/// Keeps the file at `from` under the name `to` too, replacing what `to` held: a hard link, so it
+/// needs no space and `from` is never missing; where the file system has no hard links, a copy
+/// written atomically.
+pub(crate) fn keep_as(from: &Path, to: &Path, secret: bool) -> Result<(), CliError> {
+    remove(to)?;
+    if std::fs::hard_link(from, to).is_err() {
+        write_atomic(to, &read(from)?, secret)?;
+    }
+    sync_dir(to)
+}
+
 /// Replaces `path` with `contents` atomically: written beside it, synced, then renamed over it.
 pub(crate) fn write_atomic(path: &Path, contents: &str, secret: bool) -> Result<(), CliError> {
     Staged::write(path, contents, secret)?.replace()

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use agent_orchestrator::threshold::{GroupFile, ShareFile};
 
 use crate::CliError;
-use crate::files::{read, remove, rename, sync_dir, with_suffix, write_atomic};
+use crate::files::{keep_as, read, remove, rename, sync_dir, with_suffix, write_atomic};
 
 const NEXT: &str = ".next";
 const PREV: &str = ".prev";
@@ -210,14 +210,14 @@ impl Files {
                 continue; // Switched before the interruption.
             }
             if path.is_file() {
-                write_atomic(&with_suffix(path, PREV), &read(path)?, true)?;
+                keep_as(path, &with_suffix(path, PREV), true)?;
             }
             rename(&new, path)?;
         }
         for copy in self.copies(&group.group_pubkey) {
             write_atomic(&copy, &group_text, false)?;
         }
-        write_atomic(&with_suffix(&self.group, PREV), &read(&self.group)?, false)?;
+        keep_as(&self.group, &with_suffix(&self.group, PREV), false)?;
         rename(&next, &self.group)?;
         self.roll_back()
             .map_err(|source| CliError::PreviousKept(Box::new(source)))
