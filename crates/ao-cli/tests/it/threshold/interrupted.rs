@@ -175,10 +175,12 @@ fn a_refresh_that_cannot_write_one_share_fails_and_every_share_still_signs() {
     let read_only = ReadOnlyDir::new(spread.sub("third"));
     let out = refresh(&group, &shares);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cannot write"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cannot write"), "{err}");
     drop(read_only);
 
     every_pair_signs(&group, &shares, &GROUP.pubkey());
+    assert!(err.contains("the refresh was not done"), "{err}");
     let after: Vec<Vec<String>> = ["main", "second", "third"]
         .iter()
         .map(|sub| names(&spread.sub(sub)))
@@ -222,13 +224,19 @@ fn a_refresh_killed_while_writing_leaves_shares_that_sign_and_a_rerun_refreshes(
     assert!(group_len > share_len + 64, "{group_len} vs {share_len}");
     let out = refresh_command(&file_size_limit(share_len + 64), &group, &shares)
         .output()
-        .unwrap();
+        .expect("prlimit (util-linux) runs ao under a file size limit");
     assert!(killed(out.status), "{:?} {}", out.status, stderr(&out));
 
     every_pair_signs(&group, &shares, &GROUP.pubkey());
 
+    // Killed before its commit: the rerun removes what it left, then refreshes.
     let out = refresh(&group, &shares);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("had not committed"),
+        "{}",
+        stderr(&out)
+    );
     every_pair_signs(&group, &shares, &GROUP.pubkey());
     assert_eq!(
         names(d),
@@ -332,6 +340,10 @@ fn a_repair_killed_mid_write_leaves_no_half_written_share() {
 
     let out = repair(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        names(d),
+        ["group.json", "share-1.json", "share-2.json", "share-3.json"]
+    );
     every_pair_signs(
         &d.join("group.json"),
         &[share(d, 1), share(d, 2), share(d, 3)],
