@@ -49,7 +49,7 @@ enum Command {
     /// audit. Uses a simulated backend unless --backend-url names a real one.
     Demo(demo::DemoArgs),
     /// Generate a threshold key: `group.json` and one encrypted `share-<i>.json` per signer, each
-    /// under its own passphrase (AO_PASSPHRASE_<i>, or asked for in a terminal).
+    /// under its own passphrase (`AO_PASSPHRASE_<i>`, or asked for in a terminal).
     Keygen(threshold::KeygenArgs),
     /// Sign a 32-byte message or an unsigned Nostr event with at least `threshold` shares.
     Sign(threshold::SignArgs),

@@ -42,7 +42,7 @@ pub(crate) struct RepairArgs {
     #[arg(long)]
     index: u16,
     /// Where to write the repaired share (must not exist). Its passphrase comes from
-    /// AO_PASSPHRASE_<index>, else AO_PASSPHRASE, else is asked for.
+    /// `AO_PASSPHRASE_<index>`, else `AO_PASSPHRASE`, else is asked for.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }
