@@ -42,16 +42,132 @@ pub(crate) enum CliError {
         source: std::io::Error,
     },
     /// Key material would be overwritten.
-    #[error("`{}` already exists; keygen never overwrites key material, choose another --out", .0.display())]
+    #[error("`{}` already exists, and key material is never overwritten; choose another path", .0.display())]
     Exists(PathBuf),
-    /// No passphrase in the environment and no terminal to ask for one.
-    #[error("no passphrase: set AO_PASSPHRASE or run in a terminal to be asked")]
-    NoPassphrase,
+    /// A refresh stopped before its commit and was rolled back: the files are as they were.
+    #[error("the refresh was not done; every share file and the group file are as they were")]
+    RefreshNotDone(#[source] Box<CliError>),
+    /// A refresh committed its new files but stopped before switching every one.
+    #[error(
+        "the refresh of `{}` is committed but not every file is switched; `ao sign` already uses the new shares, and `ao refresh` run again with the same files finishes it",
+        group.display()
+    )]
+    RefreshUnfinished {
+        /// The group file.
+        group: PathBuf,
+        /// Why the switch stopped.
+        #[source]
+        source: Box<CliError>,
+    },
+    /// A refresh switched every file but could not remove the previous generation.
+    #[error(
+        "the refresh is done, but the previous generation could not be removed, and old shares still sign together: run `ao refresh` again with the same files to remove the `.prev` files"
+    )]
+    PreviousKept(#[source] Box<CliError>),
+    /// A committed refresh is waiting to be finished.
+    #[error(
+        "a refresh of `{}` was interrupted after it was committed; run `ao refresh` again with the same --group and --share files to finish it first",
+        group.display()
+    )]
+    RefreshPending {
+        /// The group file.
+        group: PathBuf,
+    },
+    /// The share files given to finish a refresh are not those of the interrupted run.
+    #[error(
+        "the share files given are not those of the interrupted refresh of `{}` ({reason}); run `ao refresh` again with the same --share files as the interrupted run",
+        group.display()
+    )]
+    RefreshFilesMismatch {
+        /// The group file.
+        group: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+    /// A group file left by an interrupted refresh is of another group key.
+    #[error(
+        "`{}` is of another group key than the group file beside it; it is not from a refresh of this group, move it away",
+        path.display()
+    )]
+    LeftoverOtherKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Files written by refresh or repair did not pass their check; they were not put in place.
+    #[error("the {what} did not pass their check once written, so they were not used")]
+    NotChecked {
+        /// What was written: "new shares", "repaired share".
+        what: &'static str,
+        /// What the check found.
+        #[source]
+        source: Box<CliError>,
+    },
+    /// A share to open has no passphrase in the environment, and there is no terminal to ask.
+    #[error(
+        "no passphrase for share {index}: set AO_PASSPHRASE_{index} (or AO_PASSPHRASE), or run in a terminal to be asked"
+    )]
+    NoPassphrase {
+        /// The share's index.
+        index: u16,
+    },
+    /// A new share has no passphrase of its own in the environment, and there is no terminal.
+    #[error(
+        "no passphrase for the new share {index}: set AO_PASSPHRASE_{index}, one variable per share, or run in a terminal to be asked for each"
+    )]
+    NoNewPassphrase {
+        /// The share's index.
+        index: u16,
+    },
+    /// `--same-passphrase-for-all` without `AO_PASSPHRASE` or a terminal.
+    #[error(
+        "no passphrase: --same-passphrase-for-all reads AO_PASSPHRASE, or asks once in a terminal"
+    )]
+    NoCommonPassphrase,
+    /// `AO_PASSPHRASE` would have encrypted several new shares under one passphrase.
+    #[error(
+        "AO_PASSPHRASE would encrypt every share under one passphrase, and whoever knows it could sign alone: set AO_PASSPHRASE_1 .. AO_PASSPHRASE_{total}, one per share, or pass --same-passphrase-for-all to accept one passphrase for all"
+    )]
+    OnePassphraseForAll {
+        /// How many shares.
+        total: usize,
+    },
+    /// Two new shares were given the same passphrase.
+    #[error(
+        "shares {first} and {second} were given the same passphrase, and whoever knows it could open both: give each share its own, or pass --same-passphrase-for-all to accept that"
+    )]
+    SamePassphrase {
+        /// The first share with it.
+        first: u16,
+        /// The second.
+        second: u16,
+    },
+    /// `--same-passphrase-for-all` given together with a share's own passphrase variable.
+    #[error(
+        "--same-passphrase-for-all takes one passphrase from AO_PASSPHRASE, but {var} is set: unset it, or drop the flag to give each share its own"
+    )]
+    PerShareWithSameForAll {
+        /// The variable that is set.
+        var: String,
+    },
+    /// A passphrase is empty.
+    #[error("{from} is empty; a share needs a passphrase")]
+    EmptyPassphrase {
+        /// The variable, or "the passphrase typed".
+        from: String,
+    },
+    /// A passphrase variable does not hold UTF-8.
+    #[error("{var} is not valid UTF-8; use a UTF-8 passphrase")]
+    PassphraseNotUnicode {
+        /// The variable.
+        var: String,
+    },
     /// The passphrase and its confirmation differ.
     #[error("the passphrases do not match")]
     PassphraseMismatch,
     /// The terminal could not be read.
-    #[error("cannot read the passphrase from the terminal; set AO_PASSPHRASE instead")]
+    #[error(
+        "cannot read the passphrase from the terminal; set AO_PASSPHRASE_<i> for share i instead"
+    )]
     Prompt {
         /// What the system said.
         #[source]

@@ -48,14 +48,15 @@ enum Command {
     /// Run the whole spec end to end: key ceremony, signed profile, routing, budgets, approvals,
     /// audit. Uses a simulated backend unless --backend-url names a real one.
     Demo(demo::DemoArgs),
-    /// Generate a threshold key: `group.json` and one encrypted `share-<i>.json` per signer.
-    /// The passphrase comes from AO_PASSPHRASE, or is asked for in a terminal.
+    /// Generate a threshold key: `group.json` and one encrypted `share-<i>.json` per signer, each
+    /// under its own passphrase (`AO_PASSPHRASE_<i>`, or asked for in a terminal).
     Keygen(threshold::KeygenArgs),
     /// Sign a 32-byte message or an unsigned Nostr event with at least `threshold` shares.
     Sign(threshold::SignArgs),
     /// Check a BIP-340 signature: exit 0 when valid, 1 when not.
     Verify(threshold::VerifyArgs),
-    /// Give every signer a new share of the same group key (key rotation; the npub stays).
+    /// Give every signer a new share of the same group key (key rotation; the npub stays). After
+    /// an interruption, run it again with the same files: it finishes or rolls back first.
     Refresh(threshold::RefreshArgs),
     /// Rebuild a lost share from `threshold` other shares.
     Repair(threshold::RepairArgs),

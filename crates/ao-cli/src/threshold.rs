@@ -1,35 +1,30 @@
 //! `ao keygen`, `ao sign`, `ao verify`, `ao refresh`, `ao repair`: threshold keys on disk.
+//!
+//! Each share file is encrypted under its own passphrase (`crate::passphrase`), and may live in a
+//! directory of its own. `refresh` and `repair` never leave a set of files that cannot sign:
+//! `generation` is how a refresh replaces one generation of files by the next.
+
+mod generation;
+mod keygen;
+mod maintain;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agent_orchestrator::threshold::{
-    GroupFile, GroupPublic, KdfParams, KeygenConfig, KeygenSession, ShareFile, SignerShare,
-    refresh_shares, repair_share, sign_event, sign_message, split_secret_key, verify_signature,
+    GroupFile, GroupPublic, ShareFile, SignerShare, ThresholdError, sign_event, sign_message,
+    verify_signature,
 };
+use nostr::hashes::{Hash, sha256};
 use nostr::{JsonUtil, UnsignedEvent};
 use zeroize::Zeroizing;
 
 use crate::CliError;
-use crate::files::{create_new, read, replace};
-use crate::passphrase::passphrase;
+use crate::files::read;
+use crate::passphrase;
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct KeygenArgs {
-    /// Signatures required.
-    #[arg(long)]
-    threshold: u16,
-    /// Signers.
-    #[arg(long)]
-    total: u16,
-    /// The directory to write `group.json` and `share-<i>.json` to (created if missing).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// Split this existing Nostr secret key (nsec or hex, in a file) instead of generating one:
-    /// the group key is then its npub.
-    #[arg(long, value_name = "FILE")]
-    import_nsec_file: Option<PathBuf>,
-}
+pub(crate) use keygen::{KeygenArgs, keygen};
+pub(crate) use maintain::{RefreshArgs, RepairArgs, refresh, repair};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SignArgs {
@@ -65,51 +60,75 @@ pub(crate) struct VerifyArgs {
     signature: String,
 }
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct RefreshArgs {
-    /// The group's `group.json`; rewritten with the new public shares.
-    #[arg(long, value_name = "FILE")]
-    group: PathBuf,
-    /// Every signer's share file; each is rewritten in place with its new share.
-    #[arg(long = "share", value_name = "FILE", required = true)]
-    shares: Vec<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct RepairArgs {
-    /// The group's `group.json`.
-    #[arg(long, value_name = "FILE")]
-    group: PathBuf,
-    /// The share files of at least `threshold` other signers.
-    #[arg(long = "share", value_name = "FILE", required = true)]
-    shares: Vec<PathBuf>,
-    /// The index of the lost share.
-    #[arg(long)]
-    index: u16,
-    /// Where to write the repaired share (must not exist).
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
-}
-
-fn label(path: &Path) -> String {
-    path.display().to_string()
-}
-
 fn load_group(path: &Path) -> Result<GroupPublic, CliError> {
     Ok(GroupFile::from_json(&read(path)?)?.to_group()?)
 }
 
-/// Opens share files, each with its passphrase; returns the shares and the passphrases.
-fn open_shares(paths: &[PathBuf]) -> Result<Vec<(SignerShare, Zeroizing<String>)>, CliError> {
+/// A share opened from its file, with the passphrase that opened it.
+struct Opened {
+    share: SignerShare,
+    pass: Zeroizing<String>,
+}
+
+/// Opens share files, each with its own passphrase (`crate::passphrase`).
+fn open_shares(paths: &[PathBuf]) -> Result<Vec<Opened>, CliError> {
     paths
         .iter()
         .map(|path| {
             let file = ShareFile::from_json(&read(path)?)?;
-            let pass = passphrase(&label(path), false)?;
+            let label = format!("share {} (`{}`)", file.index, path.display());
+            let pass = passphrase::to_open(file.index, &label)?;
             let share = file.open(&pass)?;
-            Ok((share, pass))
+            Ok(Opened { share, pass })
         })
         .collect()
+}
+
+/// The shares among `opened` that are encrypted under one passphrase, by group of two or more,
+/// as "1, 2 and 3".
+fn shared_passphrases(opened: &[Opened]) -> Vec<String> {
+    let mut groups: Vec<(&Zeroizing<String>, Vec<u16>)> = Vec::new();
+    for o in opened {
+        match groups.iter_mut().find(|(pass, _)| **pass == o.pass) {
+            Some((_, indices)) => indices.push(o.share.index()),
+            None => groups.push((&o.pass, vec![o.share.index()])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(_, indices)| {
+            let (last, rest) = indices.split_last()?;
+            let rest: Vec<String> = rest.iter().map(u16::to_string).collect();
+            (!rest.is_empty()).then(|| format!("{} and {last}", rest.join(", ")))
+        })
+        .collect()
+}
+
+/// Checks freshly written shares before they are relied on: every share signs, in consecutive
+/// sets of `threshold` by index, a test message that `key` (the group key as it was before)
+/// verifies. The message is never shown or kept.
+fn signs_under(
+    key: &GroupPublic,
+    group: &GroupPublic,
+    shares: &[&SignerShare],
+) -> Result<(), ThresholdError> {
+    let threshold = usize::from(group.threshold());
+    if shares.len() < threshold {
+        return Err(ThresholdError::NotEnoughSigners {
+            given: shares.len(),
+            threshold: group.threshold(),
+        });
+    }
+    let message = sha256::Hash::hash(b"ao: a check that new shares sign").to_byte_array();
+    let mut sorted = shares.to_vec();
+    sorted.sort_by_key(|s| s.index());
+    for set in sorted.windows(threshold) {
+        let signature = sign_message(group, set, &message)?;
+        if !key.verify(&message, &signature) {
+            return Err(ThresholdError::AggregateInvalid);
+        }
+    }
+    Ok(())
 }
 
 fn hex32(what: &'static str, text: &str) -> Result<[u8; 32], CliError> {
@@ -125,65 +144,16 @@ fn hex32(what: &'static str, text: &str) -> Result<[u8; 32], CliError> {
     })
 }
 
-pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode, CliError> {
-    let config = KeygenConfig {
-        threshold: args.threshold,
-        total: args.total,
-    };
-    std::fs::create_dir_all(&args.out).map_err(|source| CliError::WriteFile {
-        path: args.out.clone(),
-        source,
-    })?;
-    let group_path = args.out.join("group.json");
-    let share_paths: Vec<PathBuf> = (1..=args.total)
-        .map(|i| args.out.join(format!("share-{i}.json")))
-        .collect();
-    // Refuse before any secret is made, and again atomically when writing.
-    for path in std::iter::once(&group_path).chain(&share_paths) {
-        if path.exists() {
-            return Err(CliError::Exists(path.clone()));
-        }
-    }
-    let (group, shares) = match &args.import_nsec_file {
-        Some(file) => {
-            let secret = Zeroizing::new(read(file)?);
-            split_secret_key(&secret, config)?
-        }
-        None => {
-            let out = KeygenSession::new(config).complete()?;
-            (out.group, out.shares)
-        }
-    };
-    let pass = passphrase("the new shares", true)?;
-    let group_file = GroupFile::from_group(&group)?;
-    for (share, path) in shares.iter().zip(&share_paths) {
-        let sealed = ShareFile::seal(share, &pass, KdfParams::default())?;
-        create_new(path, &sealed.to_json(), true)?;
-    }
-    create_new(&group_path, &group_file.to_json(), false)?;
-    println!("group key   {}", group_file.group_pubkey);
-    println!("npub        {}", group_file.npub);
-    println!(
-        "threshold   {} of {}{}",
-        group.threshold(),
-        group.total(),
-        if args.import_nsec_file.is_some() {
-            " (split from the imported key: destroy every other copy of it)"
-        } else {
-            " (distributed key generation: the whole key never existed)"
-        }
-    );
-    println!("wrote       {}", group_path.display());
-    for path in &share_paths {
-        println!("            {} (encrypted)", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 pub(crate) fn sign(args: SignArgs) -> Result<ExitCode, CliError> {
-    let group = load_group(&args.group)?;
-    let opened = open_shares(&args.shares)?;
-    let shares: Vec<&SignerShare> = opened.iter().map(|(s, _)| s).collect();
+    // An interrupted refresh may have left two generations on disk: sign with the one that
+    // holds (`generation`), and say so.
+    let current = generation::Files::new(&args.group, &args.shares).current()?;
+    if let Some(note) = &current.note {
+        eprintln!("note: {note}");
+    }
+    let group = load_group(&current.group)?;
+    let opened = open_shares(&current.shares)?;
+    let shares: Vec<&SignerShare> = opened.iter().map(|o| &o.share).collect();
     match (&args.message_hex, &args.event) {
         (Some(message), _) => {
             let message = hex32("--message-hex", message)?;
@@ -230,65 +200,4 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         println!("invalid");
         Ok(ExitCode::FAILURE)
     }
-}
-
-pub(crate) fn refresh(args: RefreshArgs) -> Result<ExitCode, CliError> {
-    let group = load_group(&args.group)?;
-    let opened = open_shares(&args.shares)?;
-    let mut by_index: Vec<(u16, PathBuf, Zeroizing<String>)> = Vec::new();
-    let mut shares = Vec::new();
-    for ((share, pass), path) in opened.into_iter().zip(&args.shares) {
-        by_index.push((share.index(), path.clone(), pass));
-        shares.push(share);
-    }
-    let (refreshed, new_shares) = refresh_shares(&group, shares)?;
-    // Seal everything first: nothing on disk changes unless every new file is ready.
-    let mut sealed = Vec::new();
-    for share in &new_shares {
-        let (_, path, pass) = by_index
-            .iter()
-            .find(|(i, _, _)| *i == share.index())
-            .ok_or_else(|| CliError::BadInput {
-                what: "--share",
-                expected: "one file per signer",
-                reason: format!("no file for signer {}", share.index()),
-            })?;
-        sealed.push((
-            path,
-            ShareFile::seal(share, pass, KdfParams::default())?.to_json(),
-        ));
-    }
-    let group_json = GroupFile::from_group(&refreshed)?.to_json();
-    for (path, json) in &sealed {
-        replace(path, json, true)?;
-    }
-    replace(&args.group, &group_json, false)?;
-    println!(
-        "refreshed {} shares; group key unchanged: {}",
-        sealed.len(),
-        refreshed.group_pubkey()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn repair(args: RepairArgs) -> Result<ExitCode, CliError> {
-    let group = load_group(&args.group)?;
-    if args.out.exists() {
-        return Err(CliError::Exists(args.out));
-    }
-    let opened = open_shares(&args.shares)?;
-    let helpers: Vec<&SignerShare> = opened.iter().map(|(s, _)| s).collect();
-    let repaired = repair_share(&group, &helpers, args.index)?;
-    let pass = passphrase(&format!("the repaired share {}", args.index), true)?;
-    create_new(
-        &args.out,
-        &ShareFile::seal(&repaired, &pass, KdfParams::default())?.to_json(),
-        true,
-    )?;
-    println!(
-        "repaired share {} written to {}",
-        args.index,
-        args.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
 }

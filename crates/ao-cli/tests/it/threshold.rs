@@ -8,6 +8,17 @@ use tempfile::TempDir;
 
 use crate::{ao, path_str, stderr, stdout};
 
+mod interrupted;
+
+/// Each share's own passphrase, as `ao keygen` wants them.
+const PASSES: [(&str, &str); 3] = [
+    ("AO_PASSPHRASE_1", "share one: correct horse"),
+    ("AO_PASSPHRASE_2", "share two: battery staple"),
+    ("AO_PASSPHRASE_3", "share three: tr0ub4dor&3"),
+];
+
+/// One passphrase for every share: what `--same-passphrase-for-all` reads, and what opening a
+/// share falls back to.
 const PASS: (&str, &str) = ("AO_PASSPHRASE", "correct horse battery staple");
 
 /// A 2-of-3 group made by `ao keygen`, and what the command printed.
@@ -39,7 +50,8 @@ fn fixture_dir() -> TempDir {
         .unwrap()
 }
 
-/// One keygen ceremony for the whole test binary: sealing three shares with Argon2id is slow.
+/// One keygen ceremony for the whole test binary, each share under its own passphrase
+/// ([`PASSES`]): sealing three shares with Argon2id is slow.
 /// Tests only read these files; a test that writes works on its own [`copy_of`] them.
 static GROUP: LazyLock<Group> = LazyLock::new(|| {
     let dir = fixture_dir();
@@ -97,7 +109,7 @@ static REFRESHED: LazyLock<Refreshed> = LazyLock::new(|| {
             "--share",
             path_str(&share(d, 3)),
         ],
-        &[PASS],
+        &PASSES,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     Refreshed {
@@ -119,7 +131,7 @@ fn keygen(out_dir: &Path) -> Output {
             "--out",
             path_str(out_dir),
         ],
-        &[PASS],
+        &PASSES,
     )
 }
 
@@ -154,7 +166,7 @@ fn sign_with(dir: &Path, shares: &[PathBuf], rest: &[&str], envs: &[(&str, &str)
 /// Signs `message` with the shares numbered `shares` in `dir`.
 fn sign(dir: &Path, shares: &[u16], message: &str) -> Output {
     let shares: Vec<PathBuf> = shares.iter().map(|&i| share(dir, i)).collect();
-    sign_with(dir, &shares, &["--message-hex", message], &[PASS])
+    sign_with(dir, &shares, &["--message-hex", message], &PASSES)
 }
 
 fn verify(pubkey: &str, message: &str, signature: &str) -> Output {
@@ -241,6 +253,186 @@ fn keygen_never_overwrites_an_existing_group() {
     }
 }
 
+/// Runs `ao keygen` for a 2-of-3 group into `out`, with `extra` arguments and `envs`.
+fn keygen_with(out: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut args = vec![
+        "keygen",
+        "--threshold",
+        "2",
+        "--total",
+        "3",
+        "--out",
+        path_str(out),
+    ];
+    args.extend_from_slice(extra);
+    ao(&args, envs)
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn each_share_opens_with_its_own_passphrase_and_no_other() {
+    let d = GROUP.path();
+    for (i, j) in [(1u16, 2u16), (1, 3), (2, 1), (2, 3), (3, 1), (3, 2)] {
+        // Every share under its own passphrase, except share i under share j's.
+        let mut envs = PASSES;
+        envs[usize::from(i) - 1].1 = PASSES[usize::from(j) - 1].1;
+        let other = if i == 1 { 2 } else { 1 };
+        let out = sign_with(
+            d,
+            &[share(d, other), share(d, i)],
+            &["--message-hex", &message()],
+            &envs,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "share {i} opened with share {j}'s passphrase"
+        );
+        assert!(
+            stderr(&out).contains("wrong passphrase"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn keygen_out_share_puts_each_share_in_its_own_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let [main, second, third] = ["main", "second", "third"].map(|s| dir.path().join(s));
+    let out = keygen_with(
+        &main,
+        &[
+            "--out-share",
+            &format!("2={}", second.display()),
+            "--out-share",
+            &format!("3={}", third.display()),
+        ],
+        &PASSES,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(names(&main), ["group.json", "share-1.json"]);
+    assert_eq!(names(&second), ["group.json", "share-2.json"]);
+    assert_eq!(names(&third), ["group.json", "share-3.json"]);
+    let group = std::fs::read(main.join("group.json")).unwrap();
+    assert_eq!(std::fs::read(second.join("group.json")).unwrap(), group);
+    assert_eq!(std::fs::read(third.join("group.json")).unwrap(), group);
+
+    // Shares from two directories sign together, with the copy of the group file.
+    let message = "77".repeat(32);
+    let out = sign_with(
+        &third,
+        &[share(&main, 1), share(&third, 3)],
+        &["--message-hex", &message],
+        &PASSES,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pubkey = group_json(&main)["group_pubkey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(independently_valid(&pubkey, &message, stdout(&out).trim()));
+}
+
+#[test]
+fn keygen_refuses_out_share_for_a_share_the_group_does_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = keygen_with(
+        &dir.path().join("main"),
+        &[
+            "--out-share",
+            &format!("4={}", dir.path().join("x").display()),
+        ],
+        &PASSES,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("there is no share 4"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(names(dir.path()).is_empty(), "nothing is written");
+}
+
+#[test]
+fn keygen_refuses_to_put_every_share_under_ao_passphrase_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("key");
+    let out = keygen_with(&out_dir, &[], &[PASS]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("every share under one passphrase"), "{err}");
+    assert!(err.contains("AO_PASSPHRASE_1"), "{err}");
+    assert!(err.contains("--same-passphrase-for-all"), "{err}");
+    assert!(!out_dir.exists(), "nothing is written");
+}
+
+#[test]
+fn keygen_with_same_passphrase_for_all_warns_that_it_undoes_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = keygen_with(d, &["--same-passphrase-for-all"], &[PASS]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("warning: --same-passphrase-for-all"),
+        "{err}"
+    );
+    assert!(err.contains("can sign alone"), "{err}");
+    assert!(err.contains("undoes the 2-of-3 threshold"), "{err}");
+
+    // AO_PASSPHRASE opens any share without a variable of its own.
+    let message = "42".repeat(32);
+    let out = sign_with(
+        d,
+        &[share(d, 1), share(d, 2)],
+        &["--message-hex", &message],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pubkey = group_json(d)["group_pubkey"].as_str().unwrap().to_owned();
+    assert!(independently_valid(&pubkey, &message, stdout(&out).trim()));
+}
+
+#[test]
+fn keygen_refuses_two_shares_given_the_same_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("key");
+    let mut envs = PASSES;
+    envs[2].1 = PASSES[0].1;
+    let out = keygen_with(&out_dir, &[], &envs);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("shares 1 and 3 were given the same passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_dir.exists(), "nothing is written");
+}
+
+#[test]
+fn keygen_without_any_passphrase_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("key");
+    let out = keygen_with(&out_dir, &[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no passphrase for the new share 1: set AO_PASSPHRASE_1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_dir.exists(), "nothing is written");
+}
+
 #[test]
 fn two_of_three_shares_sign_a_message_libsecp256k1_verifies() {
     assert_eq!(SIGNATURE.len(), 128);
@@ -291,7 +483,7 @@ fn without_a_passphrase_or_a_terminal_sign_says_to_set_one() {
     let out = sign_with(d, &[share(d, 1)], &["--message-hex", &message()], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no passphrase: set AO_PASSPHRASE"),
+        stderr(&out).contains("no passphrase for share 1: set AO_PASSPHRASE_1 (or AO_PASSPHRASE)"),
         "{}",
         stderr(&out)
     );
@@ -308,7 +500,7 @@ fn a_truncated_share_file_is_a_clear_error() {
         d,
         &[cut, share(d, 1)],
         &["--message-hex", &message()],
-        &[PASS],
+        &PASSES,
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -321,7 +513,7 @@ fn a_truncated_share_file_is_a_clear_error() {
 #[test]
 fn a_message_that_is_not_64_hex_characters_is_refused() {
     let d = GROUP.path();
-    let out = sign_with(d, &[share(d, 1)], &["--message-hex", "xyz"], &[PASS]);
+    let out = sign_with(d, &[share(d, 1)], &["--message-hex", "xyz"], &PASSES);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("--message-hex must be 64 hex characters"),
@@ -349,7 +541,7 @@ fn an_imported_nsec_keeps_its_npub_and_signs_events() {
             "--import-nsec-file",
             path_str(&nsec_file),
         ],
-        &[PASS],
+        &PASSES,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -374,7 +566,7 @@ fn an_imported_nsec_keeps_its_npub_and_signs_events() {
             "--event",
             path_str(&event_file),
         ],
-        &[PASS],
+        &PASSES,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let event = Event::from_json(stdout(&out).trim()).unwrap();
@@ -403,13 +595,27 @@ fn refreshed_shares_sign_for_the_unchanged_group_key() {
 }
 
 #[test]
+fn refresh_leaves_no_previous_generation_on_disk() {
+    assert_eq!(
+        names(REFRESHED.path()),
+        [
+            "group.json",
+            "share-1.json",
+            "share-2.json",
+            "share-3.json",
+            "stale.json"
+        ]
+    );
+}
+
+#[test]
 fn a_share_from_before_a_refresh_no_longer_signs() {
     let d = REFRESHED.path();
     let out = sign_with(
         d,
         &[d.join("stale.json"), share(d, 2)],
         &["--message-hex", &"11".repeat(32)],
-        &[PASS],
+        &PASSES,
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -438,7 +644,7 @@ fn a_lost_share_repaired_from_two_others_signs_again() {
             "--out",
             path_str(&share(d, 3)),
         ],
-        &[PASS],
+        &PASSES,
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let message = "11".repeat(32);
@@ -449,4 +655,69 @@ fn a_lost_share_repaired_from_two_others_signs_again() {
         &message,
         stdout(&out).trim()
     ));
+}
+
+#[test]
+fn ao_passphrase_alone_still_opens_every_share_for_refresh_and_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = keygen_with(d, &["--same-passphrase-for-all"], &[PASS]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pubkey = group_json(d)["group_pubkey"].as_str().unwrap().to_owned();
+
+    let out = ao(
+        &[
+            "refresh",
+            "--group",
+            path_str(&d.join("group.json")),
+            "--share",
+            path_str(&share(d, 1)),
+            "--share",
+            path_str(&share(d, 2)),
+            "--share",
+            path_str(&share(d, 3)),
+        ],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("shares 1, 2 and 3 are encrypted under one passphrase"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::remove_file(share(d, 3)).unwrap();
+    let out = ao(
+        &[
+            "repair",
+            "--group",
+            path_str(&d.join("group.json")),
+            "--share",
+            path_str(&share(d, 1)),
+            "--share",
+            path_str(&share(d, 2)),
+            "--index",
+            "3",
+            "--out",
+            path_str(&share(d, 3)),
+        ],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("the repaired share 3 is encrypted under the same passphrase as share 1"),
+        "{}",
+        stderr(&out)
+    );
+
+    let message = "24".repeat(32);
+    let out = sign_with(
+        d,
+        &[share(d, 3), share(d, 2)],
+        &["--message-hex", &message],
+        &[PASS],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(independently_valid(&pubkey, &message, stdout(&out).trim()));
 }
