@@ -125,28 +125,7 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps", "--locked"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    // A short soak (debug build, lower rate); `cargo xtask soak --minutes 10` is the long one.
-    cargo(&["build", "--package", "ao-cli", "--locked"], &[])?;
-    cargo(
-        &[
-            "run",
-            "--package",
-            "ao-cli",
-            "--example",
-            "soak",
-            "--locked",
-            "--",
-            "--ao",
-            "target/debug/ao",
-            "--seconds",
-            "20",
-            "--window",
-            "5",
-            "--rate",
-            "200",
-        ],
-        &[],
-    )?;
+    short_soak()?;
     // A short pass of every fuzz target; `cargo xtask fuzz --seconds 600` is the long one.
     fuzz::run(
         &workspace_root(),
@@ -175,6 +154,33 @@ fn facade_feature_sets() -> Result<Vec<String>, String> {
 /// The workspace's root folder, whatever folder `cargo xtask` was run from.
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A short soak: the debug build, a lower rate, 20 seconds, checking only what so short a run
+/// can show. `cargo xtask soak --minutes 10` is the long one.
+fn short_soak() -> Result<(), String> {
+    cargo(&["build", "--package", "ao-cli", "--locked"], &[])?;
+    cargo(
+        &[
+            "run",
+            "--package",
+            "ao-cli",
+            "--example",
+            "soak",
+            "--locked",
+            "--",
+            "--ao",
+            "target/debug/ao",
+            "--seconds",
+            "20",
+            "--window",
+            "5",
+            "--rate",
+            "200",
+        ],
+        &[],
+    )?;
+    Ok(())
 }
 
 /// `soak --minutes M [--rate R]`: the soak example in release against a release `ao`.
