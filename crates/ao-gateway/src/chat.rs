@@ -84,7 +84,12 @@ pub(crate) async fn completions(
         Ok(done) => {
             state.metrics.spend(&agent, done.cost_sats);
             state.metrics.request(&agent, "ok", started.elapsed());
-            let mut response = Json(done.response.body).into_response();
+            // The backend's own bytes: its reply is passed on as it came, not written again.
+            let mut response = Response::new(Body::from(done.response.raw));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             let headers = response.headers_mut();
             headers.insert("x-ao-cost-sats", HeaderValue::from(done.cost_sats));
             if let Ok(backend) = HeaderValue::from_str(done.backend.as_str()) {

@@ -14,7 +14,8 @@ const BUCKETS: [f64; 12] = [
 
 #[derive(Debug, Default)]
 struct Counters {
-    requests: BTreeMap<(String, &'static str), u64>,
+    /// Requests by agent, then by outcome: looked up without allocating once an agent is known.
+    requests: BTreeMap<String, BTreeMap<&'static str, u64>>,
     spend: BTreeMap<String, u64>,
     latency: [u64; BUCKETS.len()],
     latency_sum: f64,
@@ -33,7 +34,13 @@ impl Metrics {
         let Ok(mut m) = self.inner.lock() else {
             return;
         };
-        *m.requests.entry((agent.to_owned(), outcome)).or_default() += 1;
+        match m.requests.get_mut(agent) {
+            Some(outcomes) => *outcomes.entry(outcome).or_default() += 1,
+            None => {
+                m.requests
+                    .insert(agent.to_owned(), BTreeMap::from([(outcome, 1)]));
+            }
+        }
         let secs = elapsed.as_secs_f64();
         for (bucket, bound) in m.latency.iter_mut().zip(BUCKETS) {
             if secs <= bound {
@@ -47,8 +54,12 @@ impl Metrics {
     /// Counts `sats` spent by `agent`.
     pub(crate) fn spend(&self, agent: &str, sats: u64) {
         if let Ok(mut m) = self.inner.lock() {
-            let total = m.spend.entry(agent.to_owned()).or_default();
-            *total = total.saturating_add(sats);
+            match m.spend.get_mut(agent) {
+                Some(total) => *total = total.saturating_add(sats),
+                None => {
+                    m.spend.insert(agent.to_owned(), sats);
+                }
+            }
         }
     }
 
@@ -80,11 +91,13 @@ fn render_counters(out: &mut String, m: &Counters, orchestrator: &Orchestrator) 
         "counter",
         "Chat completion requests, by agent and outcome.",
     );
-    for ((agent, outcome), n) in &m.requests {
-        let _ = writeln!(
-            out,
-            "ao_requests_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {n}"
-        );
+    for (agent, outcomes) in &m.requests {
+        for (outcome, n) in outcomes {
+            let _ = writeln!(
+                out,
+                "ao_requests_total{{agent=\"{agent}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
     }
     family(
         out,

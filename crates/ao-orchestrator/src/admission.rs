@@ -111,9 +111,8 @@ impl Orchestrator {
             now,
         );
         guard.hold_rate_permit(permit);
-        let hash = request_hash(&request);
         guard.set_approval(
-            self.approve(coordinator, estimate_sats, &hash, options)
+            self.approve(coordinator, estimate_sats, &request, options)
                 .await?,
         );
         Ok(Admitted {
@@ -174,12 +173,14 @@ impl Orchestrator {
         &self,
         coordinator: &SolverAgentCoordinator,
         estimate_sats: u64,
-        request_hash: &str,
+        request: &ChatRequest,
         options: &CallOptions,
     ) -> Result<Option<String>, OrchestratorError> {
         if !coordinator.requires_approval(COMPLETION_ACTION, estimate_sats) {
             return Ok(None);
         }
+        // Hashed only when an approval is involved: most calls never need it.
+        let request_hash = &request_hash(request);
         if let Some(id) = &options.approval_id {
             use_approval(coordinator, id, estimate_sats, request_hash)?;
             return Ok(Some(id.clone()));

@@ -124,12 +124,18 @@ pub struct ChatResponse {
     pub usage: TokenUsage,
     /// The model that answered.
     pub model: String,
+    /// The reply exactly as the backend's bytes carried it, to pass on without writing it again.
+    pub raw: bytes::Bytes,
 }
 
 impl ChatResponse {
     /// Reads an OpenAI `chat.completion` body. A body without `choices` or `usage` is malformed:
     /// a reply whose cost cannot be read is an error, not a free reply.
-    pub(crate) fn from_body(body: Value, provider: &str) -> Result<Self, BackendError> {
+    pub(crate) fn from_body(
+        raw: bytes::Bytes,
+        body: Value,
+        provider: &str,
+    ) -> Result<Self, BackendError> {
         let malformed = |reason: &str| BackendError::Malformed {
             provider: provider.to_owned(),
             reason: reason.to_owned(),
@@ -156,6 +162,7 @@ impl ChatResponse {
             content,
             usage,
             model,
+            raw,
         })
     }
 }

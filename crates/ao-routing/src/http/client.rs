@@ -341,7 +341,7 @@ impl Backend for OpenAiBackend {
             provider: self.provider(),
             reason: format!("not JSON: {e}"),
         })?;
-        ChatResponse::from_body(body, &self.provider())
+        ChatResponse::from_body(bytes, body, &self.provider())
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, BackendError> {

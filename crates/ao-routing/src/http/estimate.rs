@@ -224,10 +224,34 @@ fn add_fields(
 }
 
 /// The bound on a JSON value's tokens: the length of its serialization (which holds every
-/// string it contains, escaped, so never shorter than them).
+/// string it contains, escaped, so never shorter than them), counted without building it.
 fn json_bound(value: &Value) -> u64 {
     match value {
         Value::String(text) => text_bound(text),
-        other => text_bound(&other.to_string()),
+        other => {
+            let mut counter = ByteCounter(0);
+            // Writing to a counter cannot fail; a value that could not be written counts as
+            // its debug form instead, never as nothing.
+            if serde_json::to_writer(&mut counter, other).is_err() {
+                return text_bound(&format!("{other:?}"));
+            }
+            counter.0.saturating_add(1)
+        }
+    }
+}
+
+/// Counts the bytes written to it, keeping none.
+struct ByteCounter(u64);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self
+            .0
+            .saturating_add(u64::try_from(buf.len()).unwrap_or(u64::MAX));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
