@@ -28,6 +28,11 @@ const SESSION_BUDGET: u64 = 300;
 /// autonomous with a small session budget.
 async fn gateway(provider: &SimServer, retries: u32) -> Running {
     provider.bill_like_a_provider();
+    serve(provider, retries).await
+}
+
+/// [`gateway`] over a provider that reports whatever usage it was scripted with.
+async fn serve(provider: &SimServer, retries: u32) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let operator = Keys::generate();
     let text = format!(
@@ -437,4 +442,55 @@ mod approvals {
         assert_eq!(ask(&gw, &asked, Some(&id)).await.0, 403);
         gw.stop().await;
     }
+}
+
+/// A provider that reports more than the estimate bounded is charged in full; the excess is
+/// counted on /metrics and in the call's audit entry, and the next call is refused once the
+/// budget is reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overage_is_charged_in_full_counted_and_stops_the_next_call() {
+    let provider = SimServer::start(Behavior::Reply {
+        content: "far more than asked".into(),
+        usage: Some((10_000, 20_000)),
+    })
+    .await
+    .unwrap();
+    // Not billing mode: the sim reports its scripted usage, 10,000 in and 20,000 out.
+    let gw = serve(&provider, 0).await;
+    let request =
+        json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10});
+    let (status, _, headers) = post(&gw, BURST_KEY, &request).await;
+    assert_eq!(status, 200);
+    // 10,000 x 5 + 20,000 x 15 = 350,000 msats: 350 sats, past the 300-sat session.
+    assert_eq!(headers["x-ao-cost-sats"], "350");
+    let metrics = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let overage: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ao_overage_sats_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overage > 300, "{overage}");
+    let (status, body, _) = post(&gw, BURST_KEY, &request).await;
+    assert_eq!(status, 429, "{body}");
+    let (gateway, _) = gw.stop().await;
+    let entries = gateway
+        .orchestrator()
+        .audit()
+        .entries(1, usize::MAX)
+        .unwrap();
+    let audited = entries
+        .iter()
+        .rev()
+        .find(|e| e.kind == "completion")
+        .unwrap()
+        .detail_json()
+        .unwrap();
+    assert_eq!(audited["cost_sats"], 350);
+    assert_eq!(audited["overage_sats"].as_u64().unwrap(), overage);
 }
