@@ -21,11 +21,13 @@ mod approvals;
 mod audit;
 mod error;
 mod ledger;
+pub mod pg;
 mod schema;
 mod store;
 
 pub use api_keys::ApiKeyRow;
 pub use error::StoreError;
+pub use pg::{PgError, PgOptions, PgStore};
 pub use store::{Durability, SqliteStore, StoreOptions};
 
 #[cfg(test)]

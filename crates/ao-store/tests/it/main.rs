@@ -6,6 +6,7 @@
 
 mod approvals;
 mod ledger;
+mod pg;
 mod tracker;
 
 use std::path::PathBuf;
