@@ -35,13 +35,13 @@ pub(crate) fn scratch() -> Option<(PgStore, ScratchSchema)> {
     Some((store, schema))
 }
 
+/// Schemas made for one test, dropped when it ends.
+type Kept = Arc<std::sync::Mutex<Vec<ScratchSchema>>>;
+
 /// Fresh stores for a conformance suite; their schemas are dropped at the end of the test.
-fn fresh_stores() -> Option<(
-    impl Fn() -> PgStore,
-    Arc<std::sync::Mutex<Vec<ScratchSchema>>>,
-)> {
+fn fresh_stores() -> Option<(impl Fn() -> PgStore, Kept)> {
     scratch()?;
-    let schemas = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let schemas: Kept = Arc::new(std::sync::Mutex::new(Vec::new()));
     let kept = Arc::clone(&schemas);
     Some((
         move || {
