@@ -72,3 +72,57 @@ pub(crate) fn admits(spent: u64, requested: u64, limit: u64) -> bool {
             .checked_add(requested)
             .is_some_and(|total| total <= limit)
 }
+
+/// Which limits apply to which agent: a default budget and token cap, and each agent's own.
+/// [`CostTracker`](crate::CostTracker) keeps the same in itself; a budget kept elsewhere (shared
+/// by several processes in a database) reads its limits from this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// The budget of agents without their own.
+    pub default_budget: BudgetConfig,
+    /// Each agent's own budget.
+    pub budgets: std::collections::HashMap<String, BudgetConfig>,
+    /// The daily token cap of agents without their own.
+    pub default_token_cap: Option<u64>,
+    /// Each agent's own daily token cap.
+    pub token_caps: std::collections::HashMap<String, u64>,
+}
+
+impl Limits {
+    /// The budget that applies to `agent`.
+    pub fn budget_for(&self, agent: &str) -> BudgetConfig {
+        self.budgets
+            .get(agent)
+            .copied()
+            .unwrap_or(self.default_budget)
+    }
+
+    /// The daily token cap that applies to `agent`, if any.
+    pub fn token_cap_for(&self, agent: &str) -> Option<u64> {
+        self.token_caps
+            .get(agent)
+            .copied()
+            .or(self.default_token_cap)
+    }
+}
+
+/// The status of spend `session` and `daily` under `budget`, with the precedence of
+/// `docs/DECISIONS.md` (Budgets).
+pub fn status_of(budget: BudgetConfig, session: u64, daily: u64) -> BudgetStatus {
+    if daily >= budget.daily_limit_sats {
+        return BudgetStatus::DailyExceeded;
+    }
+    if session >= budget.session_limit_sats {
+        return BudgetStatus::SessionExceeded;
+    }
+    let session_pct = percent(session, budget.session_limit_sats);
+    let daily_pct = percent(daily, budget.daily_limit_sats);
+    if session_pct >= budget.warn_threshold_pct || daily_pct >= budget.warn_threshold_pct {
+        BudgetStatus::Warning {
+            session_pct,
+            daily_pct,
+        }
+    } else {
+        BudgetStatus::Ok
+    }
+}

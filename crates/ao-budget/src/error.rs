@@ -167,6 +167,14 @@ pub enum BudgetError {
     /// The ledger could not be read while loading spend.
     #[error("the spend history could not be loaded; check the ledger")]
     Load(#[source] LedgerError),
+    /// The budget shared by several processes (in a database) could not be reached or written:
+    /// nothing was admitted or changed.
+    #[error("the shared budget cannot be reached; nothing was admitted")]
+    Unreachable {
+        /// Why.
+        #[source]
+        source: LedgerError,
+    },
     /// The time could not be read.
     #[error(transparent)]
     Clock(#[from] ClockError),

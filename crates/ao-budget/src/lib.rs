@@ -36,7 +36,7 @@ mod tracker;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use config::{BudgetConfig, BudgetStatus};
+pub use config::{BudgetConfig, BudgetStatus, Limits, status_of};
 pub use error::{BudgetError, LedgerError};
 pub use ledger::{Ledger, MemoryLedger};
 pub use rate::{RateError, RateLimiter, RateLimits, RatePermit};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ao_types::{Report, SECONDS_PER_DAY, SharedClock, SystemClock, utc_day_end, utc_day_start};
 
-use crate::config::{BudgetConfig, BudgetStatus, admits, percent};
+use crate::config::{BudgetConfig, BudgetStatus, admits, percent, status_of};
 use crate::error::BudgetError;
 use crate::ledger::Ledger;
 use crate::record::{CostRecord, Hold};
@@ -564,25 +564,4 @@ impl CostTracker {
 fn fail_closed_total(agent: &str, error: &BudgetError) -> u64 {
     tracing::error!(agent, error = %Report::new(error), "budget total could not be computed; answering u64::MAX");
     u64::MAX
-}
-
-/// The status of spend `session` and `daily` under `budget`, with the precedence of
-/// `docs/DECISIONS.md` (Budgets).
-pub(crate) fn status_of(budget: BudgetConfig, session: u64, daily: u64) -> BudgetStatus {
-    if daily >= budget.daily_limit_sats {
-        return BudgetStatus::DailyExceeded;
-    }
-    if session >= budget.session_limit_sats {
-        return BudgetStatus::SessionExceeded;
-    }
-    let session_pct = percent(session, budget.session_limit_sats);
-    let daily_pct = percent(daily, budget.daily_limit_sats);
-    if session_pct >= budget.warn_threshold_pct || daily_pct >= budget.warn_threshold_pct {
-        BudgetStatus::Warning {
-            session_pct,
-            daily_pct,
-        }
-    } else {
-        BudgetStatus::Ok
-    }
 }

@@ -13,6 +13,7 @@
 mod api_keys;
 mod approvals;
 mod audit;
+mod budgets;
 mod error;
 mod ledger;
 mod runtime;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolConfig, Timeouts};
 
 pub use approvals::APPROVALS_CHANNEL;
+pub use budgets::{SharedBudgets, SharedHold, SharedSpend};
 pub use error::PgError;
 use runtime::Worker;
 pub use scratch::{ScratchSchema, test_server_url};

@@ -53,6 +53,102 @@ const MIGRATIONS: &[&str] = &[
         created_at BIGINT NOT NULL,
         revoked_at BIGINT
     );",
+    // 2: budgets shared by every gateway on the database: one row per agent and window (its UTC
+    // day, its session), reserved and spent, locked for each reservation; holds carry the
+    // windows they reserved in, a lease and their owner.
+    r#"CREATE TABLE budget_windows (
+        agent TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('day', 'session')),
+        start BIGINT NOT NULL,
+        spent_sats BIGINT NOT NULL DEFAULT 0,
+        reserved_sats BIGINT NOT NULL DEFAULT 0,
+        spent_tokens BIGINT NOT NULL DEFAULT 0,
+        reserved_tokens BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (agent, kind, start)
+    );
+    ALTER TABLE holds
+        ADD COLUMN day BIGINT,
+        ADD COLUMN session BIGINT,
+        ADD COLUMN tokens BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN expires_at BIGINT,
+        ADD COLUMN owner TEXT;
+    CREATE INDEX holds_by_lease ON holds (expires_at);
+
+    -- Reserves `sats` and `tokens` for `agent` in its day and session windows and writes the
+    -- hold, all or nothing: returns NULL when admitted, else which limit refused and what was
+    -- spent against it (settled and reserved). Day row first, then session: one lock order.
+    CREATE FUNCTION ao_reserve(
+        p_agent TEXT, p_day BIGINT, p_session BIGINT, p_sats BIGINT, p_tokens BIGINT,
+        p_daily_limit NUMERIC, p_session_limit NUMERIC, p_token_cap NUMERIC,
+        p_hold TEXT, p_backend TEXT, p_input BIGINT, p_output BIGINT,
+        p_now BIGINT, p_expires BIGINT, p_owner TEXT
+    ) RETURNS TABLE (refused TEXT, used NUMERIC) LANGUAGE plpgsql AS $$
+    DECLARE
+        d budget_windows;
+        s budget_windows;
+    BEGIN
+        INSERT INTO budget_windows (agent, kind, start)
+            VALUES (p_agent, 'day', p_day), (p_agent, 'session', p_session)
+            ON CONFLICT DO NOTHING;
+        SELECT * INTO d FROM budget_windows
+            WHERE agent = p_agent AND kind = 'day' AND start = p_day FOR UPDATE;
+        SELECT * INTO s FROM budget_windows
+            WHERE agent = p_agent AND kind = 'session' AND start = p_session FOR UPDATE;
+        IF d.spent_sats::NUMERIC + d.reserved_sats >= p_daily_limit
+            OR d.spent_sats::NUMERIC + d.reserved_sats + p_sats > p_daily_limit THEN
+            RETURN QUERY SELECT 'daily'::TEXT, d.spent_sats::NUMERIC + d.reserved_sats;
+            RETURN;
+        END IF;
+        IF s.spent_sats::NUMERIC + s.reserved_sats >= p_session_limit
+            OR s.spent_sats::NUMERIC + s.reserved_sats + p_sats > p_session_limit THEN
+            RETURN QUERY SELECT 'session'::TEXT, s.spent_sats::NUMERIC + s.reserved_sats;
+            RETURN;
+        END IF;
+        IF p_token_cap IS NOT NULL AND (
+            d.spent_tokens::NUMERIC + d.reserved_tokens >= p_token_cap
+            OR d.spent_tokens::NUMERIC + d.reserved_tokens + p_tokens > p_token_cap) THEN
+            RETURN QUERY SELECT 'tokens'::TEXT, d.spent_tokens::NUMERIC + d.reserved_tokens;
+            RETURN;
+        END IF;
+        UPDATE budget_windows
+            SET reserved_sats = reserved_sats + p_sats, reserved_tokens = reserved_tokens + p_tokens
+            WHERE agent = p_agent AND ((kind = 'day' AND start = p_day)
+                OR (kind = 'session' AND start = p_session));
+        INSERT INTO holds (id, agent, backend, input_tokens, output_tokens, cost_sats, created_at,
+                           day, session, tokens, expires_at, owner)
+            VALUES (p_hold, p_agent, p_backend, p_input, p_output, p_sats, p_now,
+                    p_day, p_session, p_tokens, p_expires, p_owner);
+        RETURN QUERY SELECT NULL::TEXT, 0::NUMERIC;
+    END $$;
+
+    -- Ends hold `p_hold`: its reservation leaves the windows, and the cost (if any) is spent and
+    -- recorded. FALSE if the hold is gone (settled, released, or charged after its lease ran
+    -- out): nothing is charged twice.
+    CREATE FUNCTION ao_settle(
+        p_hold TEXT, p_charge BOOLEAN, p_backend TEXT, p_input BIGINT, p_output BIGINT,
+        p_cost BIGINT, p_timestamp BIGINT
+    ) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+    DECLARE
+        h holds;
+    BEGIN
+        DELETE FROM holds WHERE id = p_hold RETURNING * INTO h;
+        IF NOT FOUND THEN
+            RETURN FALSE;
+        END IF;
+        UPDATE budget_windows SET
+            reserved_sats = GREATEST(reserved_sats - h.cost_sats, 0),
+            reserved_tokens = GREATEST(reserved_tokens - h.tokens, 0),
+            spent_sats = spent_sats + CASE WHEN p_charge THEN p_cost ELSE 0 END,
+            spent_tokens = spent_tokens + CASE WHEN p_charge THEN p_input + p_output ELSE 0 END
+            WHERE agent = h.agent AND ((kind = 'day' AND start = h.day)
+                OR (kind = 'session' AND start = h.session));
+        IF p_charge THEN
+            INSERT INTO cost_records
+                (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
+                VALUES (h.agent, p_backend, p_input, p_output, p_cost, p_timestamp);
+        END IF;
+        RETURN TRUE;
+    END $$;"#,
 ];
 
 /// The advisory lock key migrations run under: `AOS1` as an integer.

@@ -129,3 +129,187 @@ fn concurrent_appends_from_several_stores_keep_one_chain() {
         "one sound chain of every append"
     );
 }
+
+mod shared_budgets {
+    use std::time::Duration;
+
+    use ao_budget::{BudgetConfig, BudgetError, CostRecord, Ledger, Limits};
+    use ao_store::pg::SharedBudgets;
+    use ao_store::{PgOptions, PgStore};
+    use ao_types::{BackendProvider, TokenUsage};
+
+    use super::scratch;
+
+    const NOW: u64 = 1_795_910_400 + 3_600;
+
+    fn limits(daily: u64, session: u64) -> Limits {
+        Limits {
+            default_budget: BudgetConfig {
+                daily_limit_sats: daily,
+                session_limit_sats: session,
+                warn_threshold_pct: 80,
+            },
+            ..Limits::default()
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Four gateways (four pools) on one database, 200 concurrent reservations of 10 sats
+    /// against a 1,000-sat day: exactly 100 are admitted.
+    #[test]
+    fn concurrent_reservations_on_several_gateways_admit_exactly_the_limit() {
+        let Some((first, schema)) = scratch() else {
+            return;
+        };
+        let gateways: Vec<SharedBudgets> = (0..4)
+            .map(|i| {
+                let store = if i == 0 {
+                    first.clone()
+                } else {
+                    PgStore::connect(schema.url(), PgOptions::default()).unwrap()
+                };
+                SharedBudgets::new(store, limits(1_000, u64::MAX), Duration::from_secs(600))
+            })
+            .collect();
+        let admitted = runtime().block_on(async {
+            let calls = (0..200).map(|i| {
+                let budgets = gateways[i % 4].clone();
+                tokio::spawn(async move {
+                    budgets
+                        .reserve(
+                            "oracle",
+                            NOW - 60,
+                            10,
+                            TokenUsage::new(5, 5),
+                            BackendProvider::OpenAI,
+                            NOW,
+                        )
+                        .await
+                })
+            });
+            let results = futures_util::future::join_all(calls).await;
+            let mut admitted = 0;
+            for result in results {
+                match result.unwrap() {
+                    Ok(_) => admitted += 1,
+                    Err(BudgetError::DailyExceeded {
+                        limit_sats: 1_000, ..
+                    }) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            admitted
+        });
+        assert_eq!(admitted, 100);
+    }
+
+    #[test]
+    fn settling_charges_once_and_releasing_frees_the_reservation() {
+        let Some((store, _schema)) = scratch() else {
+            return;
+        };
+        let budgets = SharedBudgets::new(store.clone(), limits(100, 100), Duration::from_secs(600));
+        runtime().block_on(async {
+            let usage = TokenUsage::new(10, 10);
+            let a = budgets
+                .reserve("oracle", NOW - 60, 60, usage, BackendProvider::OpenAI, NOW)
+                .await
+                .unwrap();
+            let refused = budgets
+                .reserve("oracle", NOW - 60, 60, usage, BackendProvider::OpenAI, NOW)
+                .await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(BudgetError::DailyExceeded { spent_sats: 60, .. })
+                ),
+                "{refused:?}"
+            );
+            let record = CostRecord {
+                agent_name: "oracle".into(),
+                backend: BackendProvider::OpenAI,
+                input_tokens: 7,
+                output_tokens: 3,
+                cost_sats: 25,
+                timestamp: NOW,
+            };
+            assert!(budgets.settle(&a, Some(&record)).await.unwrap());
+            assert!(
+                !budgets.settle(&a, Some(&record)).await.unwrap(),
+                "charged once"
+            );
+            assert_eq!(budgets.spend("oracle", NOW).await.unwrap().sats, 25);
+            let b = budgets
+                .reserve("oracle", NOW - 60, 60, usage, BackendProvider::OpenAI, NOW)
+                .await
+                .unwrap();
+            assert!(budgets.settle(&b, None).await.unwrap());
+            assert_eq!(
+                budgets.spend("oracle", NOW).await.unwrap().sats,
+                25,
+                "released"
+            );
+        });
+        assert_eq!(
+            store.load_range(0, u64::MAX).unwrap(),
+            vec![CostRecord {
+                agent_name: "oracle".into(),
+                backend: BackendProvider::OpenAI,
+                input_tokens: 7,
+                output_tokens: 3,
+                cost_sats: 25,
+                timestamp: NOW,
+            }]
+        );
+    }
+
+    /// A gateway dies with a call in flight: once the hold's lease runs out, another gateway
+    /// charges it at its estimate, once.
+    #[test]
+    fn a_dead_gateways_hold_is_charged_by_another_after_its_lease() {
+        let Some((store, schema)) = scratch() else {
+            return;
+        };
+        let dying = SharedBudgets::new(store, limits(1_000, 1_000), Duration::from_secs(1));
+        let survivor = SharedBudgets::new(
+            PgStore::connect(schema.url(), PgOptions::default()).unwrap(),
+            limits(1_000, 1_000),
+            Duration::from_secs(600),
+        );
+        runtime().block_on(async {
+            dying
+                .reserve(
+                    "oracle",
+                    NOW - 60,
+                    40,
+                    TokenUsage::new(3, 4),
+                    BackendProvider::Codex,
+                    NOW,
+                )
+                .await
+                .unwrap();
+            drop(dying);
+            assert!(
+                survivor.recover_expired().await.unwrap().is_empty(),
+                "not before its lease"
+            );
+            tokio::time::sleep(Duration::from_millis(2_100)).await;
+            let recovered = survivor.recover_expired().await.unwrap();
+            assert_eq!(recovered.len(), 1);
+            assert_eq!(recovered[0].cost_sats, 40);
+            assert!(
+                survivor.recover_expired().await.unwrap().is_empty(),
+                "charged once"
+            );
+            let spend = survivor.spend("oracle", NOW).await.unwrap();
+            assert_eq!((spend.sats, spend.outstanding), (40, 0));
+        });
+    }
+}
