@@ -140,7 +140,7 @@ fn warning_percentages_are_capped_and_rounded_down() {
     assert_eq!(config::percent(0, 0), 100);
     assert_eq!(config::percent(u64::MAX, 1), 100);
     assert_eq!(
-        tracker::status_of(budget(1_000, 1_000, 50), 999, 500),
+        config::status_of(budget(1_000, 1_000, 50), 999, 500),
         BudgetStatus::Warning {
             session_pct: 99,
             daily_pct: 50
