@@ -98,10 +98,17 @@ impl Orchestrator {
             .rates
             .admit(agent, estimate.total(), now)
             .map_err(OrchestratorError::RateLimited)?;
-        let id =
-            inner
-                .tracker
-                .reserve_with_tokens(agent, session, estimate_sats, estimate.total())?;
+        let first =
+            chain
+                .first()
+                .map(|b| b.provider)
+                .ok_or_else(|| OrchestratorError::NoLiveBackend {
+                    agent: agent.to_owned(),
+                })?;
+        let id = inner
+            .budgets
+            .reserve(agent, session, estimate_sats, estimate, first, now)
+            .await?;
         let mut guard = ReservationGuard::new(
             self.clone(),
             agent,

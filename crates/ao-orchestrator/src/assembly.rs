@@ -45,6 +45,7 @@ impl Orchestrator {
             approval_wait: Duration::from_secs(config.approvals.wait_secs),
             requests: request_rules(config),
             rates: rate_limits(config),
+            shared_budgets: None,
             clock,
             hooks: None,
         });

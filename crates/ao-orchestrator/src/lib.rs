@@ -24,6 +24,7 @@
 
 mod admission;
 mod assembly;
+mod budgets;
 mod config;
 mod error;
 mod orchestrator;
@@ -31,6 +32,7 @@ mod settlement;
 mod streaming;
 
 pub use admission::RequestRules;
+pub use budgets::Spend;
 pub use config::{
     AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, RequestsSection,
     ServerSection,

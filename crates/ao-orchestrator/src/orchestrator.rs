@@ -15,9 +15,11 @@ use ao_hooks::{
 };
 use ao_routing::http::{Answered, BackendPool, ChatRequest, ChatResponse, FallbackError};
 use ao_routing::{BackendConfig, BackendProvider, MultiBackendRouter};
+use ao_store::pg::SharedBudgets;
 use ao_types::SharedClock;
 
 use crate::admission::{Admitted, RequestRules};
+use crate::budgets::{Budgets, Spend};
 use crate::error::OrchestratorError;
 use crate::settlement::{BudgetGate, Metered, Outcome, Pending};
 use crate::streaming::CompletionStream;
@@ -40,6 +42,9 @@ pub struct OrchestratorParts {
     pub requests: RequestRules,
     /// Per-agent rate limits.
     pub rates: RateLimiter,
+    /// Budgets shared by every gateway on a PostgreSQL database; `None` keeps completions'
+    /// budgets in `tracker`.
+    pub shared_budgets: Option<SharedBudgets>,
     /// The clock (the tracker's, normally).
     pub clock: SharedClock,
     /// The hooks tool calls go through; `None` for the three built-in ones (audit, cost tracking,
@@ -84,6 +89,10 @@ pub(crate) struct Inner {
     pub(crate) approval_wait: Duration,
     pub(crate) requests: RequestRules,
     pub(crate) rates: RateLimiter,
+    /// Where completions' budgets are kept.
+    pub(crate) budgets: Budgets,
+    /// How often a call's reservations are renewed while it runs.
+    pub(crate) renew_every: Duration,
     /// Sats charged beyond what was reserved, since the start.
     pub(crate) overage_sats: AtomicU64,
     pub(crate) clock: SharedClock,
@@ -118,6 +127,16 @@ impl Orchestrator {
             .into_iter()
             .map(|c| (c.identity().name.clone(), c))
             .collect();
+        let budgets = match parts.shared_budgets.take() {
+            Some(shared) => Budgets::Shared(shared),
+            None => Budgets::Local(Arc::clone(&parts.tracker)),
+        };
+        // Renewed well within the lease, and at least every minute.
+        let renew_every = Duration::from_secs(
+            (parts.tracker.lease_secs() / 3)
+                .clamp(1, 60)
+                .min(budgets.lease_secs().map_or(60, |l| (l / 3).max(1))),
+        );
         let orchestrator = Self {
             inner: Arc::new(Inner {
                 router: parts.router,
@@ -129,17 +148,28 @@ impl Orchestrator {
                 approval_wait: parts.approval_wait,
                 requests: parts.requests,
                 rates: parts.rates,
+                budgets,
+                renew_every,
                 overage_sats: AtomicU64::new(0),
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
             }),
         };
         orchestrator.audit_recovered();
+        orchestrator.recover_shared_holds();
         orchestrator
     }
 
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
+    }
+
+    pub(crate) fn inner_arc(&self) -> Arc<Inner> {
+        Arc::clone(&self.inner)
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
     }
 
     /// The approval coordinator of the agent named `name`, which holds its identity; `None` for
@@ -187,6 +217,18 @@ impl Orchestrator {
     /// a provider that bills more than the estimate bounded.
     pub fn overage_sats(&self) -> u64 {
         self.inner.overage_sats.load(Ordering::Relaxed)
+    }
+
+    /// What `agent` has used today, and where it stands, wherever its budget is kept (in this
+    /// process, or shared in PostgreSQL).
+    pub async fn spend(&self, agent: &str) -> Result<Spend, OrchestratorError> {
+        let now = self.inner.clock.now()?;
+        Ok(self.inner.budgets.spend(agent, now).await?)
+    }
+
+    /// Whether completions' budgets are shared with other gateways (PostgreSQL).
+    pub fn budgets_are_shared(&self) -> bool {
+        matches!(self.inner.budgets, Budgets::Shared(_))
     }
 
     /// Background writes not yet finished.
@@ -295,6 +337,10 @@ impl Orchestrator {
         // here on cannot refund the call. If it cannot be written, nothing is sent.
         admitted.guard.hold(first).await?;
         admitted.guard.dispatched(first);
+        if self.budgets_are_shared() {
+            // Other gateways charge a hold whose lease runs out: keep this one's alive.
+            admitted.guard.keep_renewed();
+        }
         let gate = admitted.guard.gate();
         match send(&chain, &admitted.request, &gate).await {
             Ok(answered) => Ok((admitted, answered)),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ao_audit::AuditEvent;
-use ao_budget::{CostRecord, MAX_STORED_AMOUNT, RatePermit, ReservationId};
+use ao_budget::{CostRecord, MAX_STORED_AMOUNT, RatePermit};
 use ao_routing::BackendConfig;
 use ao_routing::BackendProvider;
 use ao_routing::http::FallbackError;
@@ -21,6 +21,7 @@ mod holds;
 
 pub(crate) use holds::BudgetGate;
 
+use crate::budgets::{Budgets, Held};
 use crate::error::OrchestratorError;
 use crate::orchestrator::Orchestrator;
 
@@ -118,11 +119,11 @@ impl Pending {
 pub(crate) struct Settlement {
     agent: String,
     /// The call's first reservation: settled at `cost_sats`, or released.
-    reservation: Option<ReservationId>,
+    reservation: Option<Held>,
     /// Whether the reservations are released rather than charged.
     released: bool,
     /// Reservations made for retries; released once the charge is counted.
-    extra: Vec<ReservationId>,
+    extra: Vec<Held>,
     provider: BackendProvider,
     outcome: Outcome,
     /// The tokens charged, and whether they are (partly) estimated.
@@ -148,9 +149,9 @@ pub(crate) struct ReservationGuard {
     orchestrator: Orchestrator,
     agent: String,
     session_start: u64,
-    id: Option<ReservationId>,
+    id: Option<Held>,
     /// One more reservation of the estimate for each retry the budget allowed.
-    extra: Arc<Mutex<Vec<ReservationId>>>,
+    extra: Arc<Mutex<Vec<Held>>>,
     estimate: TokenUsage,
     estimate_sats: u64,
     admitted_at: u64,
@@ -159,6 +160,8 @@ pub(crate) struct ReservationGuard {
     dispatched_to: Option<BackendProvider>,
     /// The call's place among its agent's calls in flight.
     rate_permit: Option<RatePermit>,
+    /// Ends the renewal of the call's reservations when the guard goes.
+    renewing: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl ReservationGuard {
@@ -173,7 +176,7 @@ impl ReservationGuard {
         orchestrator: Orchestrator,
         agent: &str,
         session_start: u64,
-        id: ReservationId,
+        id: Held,
         estimate: (TokenUsage, u64),
         admitted_at: u64,
     ) -> Self {
@@ -189,6 +192,7 @@ impl ReservationGuard {
             approval_id: None,
             dispatched_to: None,
             rate_permit: None,
+            renewing: None,
         }
     }
 
@@ -202,13 +206,35 @@ impl ReservationGuard {
         self.approval_id.as_ref()
     }
 
-    /// Every reservation still held.
-    pub(crate) fn reservations(&self) -> Vec<ReservationId> {
-        let mut all: Vec<ReservationId> = self.id.into_iter().collect();
-        if let Ok(extra) = self.extra.lock() {
-            all.extend(extra.iter().copied());
-        }
-        all
+    /// Renews the call's reservations every so often until the guard goes: a long stream's, or
+    /// any call's when budgets are shared (their holds have leases other gateways watch).
+    pub(crate) fn keep_renewed(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        self.renewing = Some(stop);
+        let budgets = self.orchestrator.inner().budgets.clone();
+        let every = self.orchestrator.inner().renew_every;
+        let extra = Arc::clone(&self.extra);
+        let first = self.id.clone();
+        drop(runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let mut held: Vec<Held> = first.iter().cloned().collect();
+                if let Ok(extra) = extra.lock() {
+                    held.extend(extra.iter().cloned());
+                }
+                for reservation in &held {
+                    if let Err(error) = budgets.renew(reservation).await {
+                        tracing::warn!(error = %Report::new(&error), "could not renew a reservation");
+                    }
+                }
+            }
+        }));
     }
 
     /// The tokens the reservation was estimated at.
@@ -240,13 +266,18 @@ impl ReservationGuard {
         &mut self,
         provider: BackendProvider,
     ) -> Result<(), OrchestratorError> {
-        let id = self.id.ok_or(OrchestratorError::NoLiveBackend {
+        let held = self.id.clone().ok_or(OrchestratorError::NoLiveBackend {
             agent: self.agent.clone(),
         })?;
-        self.orchestrator.hold(id, provider, self.estimate).await
+        self.orchestrator
+            .inner()
+            .budgets
+            .hold(&held, provider, self.estimate)
+            .await
+            .map_err(OrchestratorError::Budget)
     }
 
-    fn take_extra(&self) -> Vec<ReservationId> {
+    fn take_extra(&self) -> Vec<Held> {
         self.extra
             .lock()
             .map(|mut extra| std::mem::take(&mut *extra))
@@ -256,11 +287,9 @@ impl ReservationGuard {
     /// Releases every reservation at once: nothing was spent, and nothing was dispatched, so no
     /// reservation is held in the ledger and this writes nothing.
     fn release(&mut self) {
-        let tracker = &self.orchestrator.inner().tracker;
-        for id in self.id.take().into_iter().chain(self.take_extra()) {
-            if let Err(error) = tracker.release(id) {
-                tracing::warn!(error = %Report::new(&error), "could not release a reservation");
-            }
+        let budgets = self.orchestrator.inner().budgets.clone();
+        for held in self.id.take().into_iter().chain(self.take_extra()) {
+            budgets.release_undispatched(held);
         }
     }
 
@@ -436,7 +465,6 @@ impl Orchestrator {
     /// it durable and audits it.
     fn settlement_job(&self, s: Settlement) -> impl FnOnce() + Send + 'static {
         let inner = self.inner();
-        let tracker = Arc::clone(&inner.tracker);
         let audit = Arc::clone(&inner.audit);
         let pending = Arc::clone(&inner.pending);
         // A clock that cannot be read does not date a cost to 1970: it keeps the admission time.
@@ -454,36 +482,48 @@ impl Orchestrator {
                 "a provider billed more than was reserved"
             );
         }
-        let counted = s.reservation.filter(|_| !s.released).map(|id| {
-            let record = CostRecord {
-                agent_name: s.agent.clone(),
-                backend: s.provider,
-                input_tokens: usage.input_tokens.min(MAX_STORED_AMOUNT / 2),
-                output_tokens: usage.output_tokens.min(MAX_STORED_AMOUNT / 2),
-                cost_sats: s.cost_sats.min(MAX_STORED_AMOUNT),
-                timestamp: now,
-            };
-            tracker.settle_counted(id, record)
-        });
-        // Counted first, released second: the budget never shows less than was spent.
-        let released = s.reservation.filter(|_| s.released);
-        for id in s.extra.iter().chain(&released) {
-            if let Err(error) = tracker.release(*id) {
-                tracing::warn!(error = %Report::new(&error), "could not release a retry's reservation");
+        let record = CostRecord {
+            agent_name: s.agent.clone(),
+            backend: s.provider,
+            input_tokens: usage.input_tokens.min(MAX_STORED_AMOUNT / 2),
+            output_tokens: usage.output_tokens.min(MAX_STORED_AMOUNT / 2),
+            cost_sats: s.cost_sats.min(MAX_STORED_AMOUNT),
+            timestamp: now,
+        };
+        let budgets = inner.budgets.clone();
+        // A local charge counts at once, in memory, before the caller hears the result; it is
+        // made durable, and retries' reservations released, in the background.
+        let counted = match (&budgets, &s.reservation, s.released) {
+            (Budgets::Local(tracker), Some(Held::Local(id)), false) => {
+                Some(tracker.settle_counted(*id, record.clone()))
             }
-        }
+            _ => None,
+        };
         pending.start();
         move || {
-            match counted {
-                Some(Ok(unwritten)) => {
+            let report = |what: &str, error: &ao_budget::BudgetError| {
+                tracing::error!(agent = s.agent, error = %Report::new(error), "{what}");
+            };
+            match (counted, &s.reservation, &budgets) {
+                (Some(Ok(unwritten)), _, Budgets::Local(tracker)) => {
                     if let Err(error) = tracker.write(unwritten) {
-                        tracing::error!(agent = s.agent, error = %Report::new(&error), "cost not written durably");
+                        report("cost not written durably", &error);
                     }
                 }
-                Some(Err(error)) => {
-                    tracing::error!(agent = s.agent, error = %Report::new(&error), "cost not settled");
+                (Some(Err(error)), _, _) => report("cost not settled", &error),
+                (_, Some(held), _) => {
+                    let charge = (!s.released).then(|| record.clone());
+                    if let Err(error) = budgets.finish_blocking(held, charge) {
+                        report("cost not settled", &error);
+                    }
                 }
-                None => {}
+                _ => {}
+            }
+            // Counted first, released second: the budget never shows less than was spent.
+            for held in &s.extra {
+                if let Err(error) = budgets.finish_blocking(held, None) {
+                    report("a retry's reservation not released", &error);
+                }
             }
             let detail = CompletionAudit {
                 backend: Some(s.provider.as_str()),

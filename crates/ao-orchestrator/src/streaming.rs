@@ -3,11 +3,8 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use ao_budget::ReservationId;
 use ao_routing::BackendProvider;
 use ao_routing::http::{Answered, ChatStream, FallbackError, StreamChunk};
 use ao_types::{Report, TokenUsage};
@@ -17,9 +14,6 @@ use crate::admission::Admitted;
 use crate::error::OrchestratorError;
 use crate::orchestrator::Orchestrator;
 use crate::settlement::{Metered, Outcome};
-
-/// How often a long stream renews its reservation's lease.
-const RENEW_EVERY: Duration = Duration::from_secs(60);
 
 /// What a [`CompletionStream`] yields.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,8 +41,6 @@ pub struct CompletionStream {
     text_bytes: usize,
     usage: Option<TokenUsage>,
     finished: bool,
-    /// Keeps the lease renewer going: it stops once this is dropped.
-    _renewing: Arc<()>,
 }
 
 impl fmt::Debug for CompletionStream {
@@ -69,12 +61,8 @@ impl CompletionStream {
         answered: Answered<ChatStream>,
         admitted: Admitted,
     ) -> Self {
-        let renewing = Arc::new(());
-        renew_while_held(
-            &orchestrator,
-            admitted.guard.reservations(),
-            Arc::downgrade(&renewing),
-        );
+        let mut admitted = admitted;
+        admitted.guard.keep_renewed();
         Self {
             orchestrator,
             agent: agent.to_owned(),
@@ -85,7 +73,6 @@ impl CompletionStream {
             text_bytes: 0,
             usage: None,
             finished: false,
-            _renewing: renewing,
         }
     }
 
@@ -169,30 +156,4 @@ impl Drop for CompletionStream {
             Some("the client went away before the end".into()),
         );
     }
-}
-
-/// Renews `reservations` every [`RENEW_EVERY`] while `alive` can be upgraded: a stream's lease
-/// never lapses while its upstream connection is open, even if its client stops reading.
-fn renew_while_held(
-    orchestrator: &Orchestrator,
-    reservations: Vec<ReservationId>,
-    alive: Weak<()>,
-) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let tracker = Arc::clone(&orchestrator.inner().tracker);
-    drop(handle.spawn(async move {
-        loop {
-            tokio::time::sleep(RENEW_EVERY).await;
-            if alive.upgrade().is_none() {
-                return;
-            }
-            for id in &reservations {
-                if let Err(error) = tracker.renew(*id) {
-                    tracing::warn!(error = %Report::new(&error), "could not renew a stream's reservation");
-                }
-            }
-        }
-    }));
 }

@@ -5,38 +5,58 @@
 use std::sync::{Arc, Mutex};
 
 use ao_audit::AuditEvent;
-use ao_budget::ReservationId;
 use ao_routing::BackendProvider;
 use ao_routing::http::AttemptGate;
 use ao_types::{Report, TokenUsage};
 use async_trait::async_trait;
 
 use super::CompletionAudit;
-use crate::error::OrchestratorError;
+use crate::budgets::{Budgets, Held};
 use crate::orchestrator::Orchestrator;
 
 impl Orchestrator {
-    /// Writes reservation `id` down in the ledger before its request goes to `provider`, off the
-    /// async executor. A hold that cannot be written stops the call: nothing is dispatched that a
-    /// crash could refund.
-    pub(crate) async fn hold(
-        &self,
-        id: ReservationId,
-        provider: BackendProvider,
-        estimate: TokenUsage,
-    ) -> Result<(), OrchestratorError> {
-        let tracker = Arc::clone(&self.inner().tracker);
-        tokio::task::spawn_blocking(move || tracker.hold(id, provider, estimate))
-            .await
-            .map_err(|_| OrchestratorError::Budget(ao_budget::BudgetError::Poisoned))?
-            .map_err(OrchestratorError::Budget)
+    /// Charges the holds of dead gateways (past their lease) now and then, and audits each,
+    /// when budgets are shared: whichever gateway finds them first charges them, once.
+    pub(crate) fn recover_shared_holds(&self) {
+        let Budgets::Shared(shared) = self.inner().budgets.clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let every = self.inner().renew_every;
+        let orchestrator = Arc::downgrade(&self.inner_arc());
+        drop(runtime.spawn(async move {
+            loop {
+                match shared.recover_expired().await {
+                    Ok(holds) => {
+                        let Some(inner) = orchestrator.upgrade() else {
+                            return;
+                        };
+                        Orchestrator::from_inner(inner).audit_holds(holds);
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %Report::new(&error), "cannot look for holds past their lease");
+                        if orchestrator.strong_count() == 0 {
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        }));
     }
 
     /// Audits the calls a crash left dispatched and unsettled, which the tracker charged at their
     /// estimates when it opened the ledger.
     pub(crate) fn audit_recovered(&self) {
+        self.audit_holds(self.inner().tracker.take_recovered());
+    }
+
+    /// Audits `holds`, charged at their estimates because their calls were never settled.
+    fn audit_holds(&self, holds: Vec<ao_budget::Hold>) {
         let inner = self.inner();
-        for hold in inner.tracker.take_recovered() {
+        for hold in holds {
             let detail = CompletionAudit {
                 backend: Some(hold.backend.as_str()),
                 outcome: "recovered",
@@ -86,25 +106,34 @@ pub(crate) struct BudgetGate {
     pub(super) estimate: TokenUsage,
     pub(super) estimate_sats: u64,
     pub(super) provider: BackendProvider,
-    pub(super) extra: Arc<Mutex<Vec<ReservationId>>>,
+    pub(super) extra: Arc<Mutex<Vec<Held>>>,
 }
 
 #[async_trait]
 impl AttemptGate for BudgetGate {
     async fn allow_another(&self, billed: u32) -> bool {
-        let tracker = &self.orchestrator.inner().tracker;
+        let budgets = self.orchestrator.inner().budgets.clone();
+        let now = match self.orchestrator.inner().clock.now() {
+            Ok(now) => now,
+            Err(_) => return false,
+        };
         // The first reservation and the extras must cover every billed attempt and the next.
         loop {
             let held = self.extra.lock().map_or(usize::MAX, |extra| extra.len());
             if held >= usize::try_from(billed).unwrap_or(usize::MAX) {
                 return held != usize::MAX;
             }
-            let id = match tracker.reserve_with_tokens(
-                &self.agent,
-                self.session_start,
-                self.estimate_sats,
-                self.estimate.total(),
-            ) {
+            let reserved = budgets
+                .reserve(
+                    &self.agent,
+                    self.session_start,
+                    self.estimate_sats,
+                    self.estimate,
+                    self.provider,
+                    now,
+                )
+                .await;
+            let id = match reserved {
                 Ok(id) => id,
                 Err(error) => {
                     tracing::info!(agent = self.agent, error = %Report::new(&error), "no budget for another attempt");
@@ -112,15 +141,9 @@ impl AttemptGate for BudgetGate {
                 }
             };
             // Written down before the attempt goes out, like the first.
-            if let Err(error) = self
-                .orchestrator
-                .hold(id, self.provider, self.estimate)
-                .await
-            {
+            if let Err(error) = budgets.hold(&id, self.provider, self.estimate).await {
                 tracing::error!(agent = self.agent, error = %Report::new(&error), "another attempt cannot be held");
-                if let Err(error) = tracker.release(id) {
-                    tracing::warn!(error = %Report::new(&error), "could not release a reservation");
-                }
+                budgets.release_undispatched(id);
                 return false;
             }
             match self.extra.lock() {

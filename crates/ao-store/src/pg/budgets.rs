@@ -69,6 +69,11 @@ impl SharedBudgets {
         &self.limits
     }
 
+    /// How long a hold's lease lasts.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// The store.
     pub fn store(&self) -> &PgStore {
         &self.store
@@ -130,29 +135,22 @@ impl SharedBudgets {
         hold: &SharedHold,
         record: Option<&CostRecord>,
     ) -> Result<bool, BudgetError> {
-        let id = hold.0.clone();
-        let charge = record.is_some();
-        let (backend, input, output, cost, timestamp) = match record {
-            Some(r) => (
-                r.backend.as_str(),
-                int("input", r.input_tokens).map_err(unreachable)?,
-                int("output", r.output_tokens).map_err(unreachable)?,
-                int("cost", r.cost_sats).map_err(unreachable)?,
-                int("timestamp", r.timestamp).map_err(unreachable)?,
-            ),
-            None => ("local", 0, 0, 0, 0),
-        };
+        let settle = Settle::new(hold, record)?;
         self.store
-            .run(move |client| async move {
-                let row = client
-                    .query_one(
-                        "SELECT ao_settle($1, $2, $3, $4, $5, $6, $7)",
-                        &[&id, &charge, &backend, &input, &output, &cost, &timestamp],
-                    )
-                    .await?;
-                Ok(row.try_get::<_, bool>(0)?)
-            })
+            .run(move |client| async move { settle.execute(&client).await })
             .await
+            .map_err(unreachable)
+    }
+
+    /// [`settle`](SharedBudgets::settle) for a blocking thread.
+    pub fn settle_blocking(
+        &self,
+        hold: &SharedHold,
+        record: Option<&CostRecord>,
+    ) -> Result<bool, BudgetError> {
+        let settle = Settle::new(hold, record)?;
+        self.store
+            .call(move |client| async move { settle.execute(&client).await })
             .map_err(unreachable)
     }
 
@@ -262,6 +260,59 @@ impl SharedBudgets {
             spend.sats,
             spend.sats,
         ))
+    }
+}
+
+/// The parameters of one `ao_settle` call.
+struct Settle {
+    id: String,
+    charge: bool,
+    backend: &'static str,
+    input: i64,
+    output: i64,
+    cost: i64,
+    timestamp: i64,
+}
+
+impl Settle {
+    fn new(hold: &SharedHold, record: Option<&CostRecord>) -> Result<Self, BudgetError> {
+        let (backend, input, output, cost, timestamp) = match record {
+            Some(r) => (
+                r.backend.as_str(),
+                int("input", r.input_tokens).map_err(unreachable)?,
+                int("output", r.output_tokens).map_err(unreachable)?,
+                int("cost", r.cost_sats).map_err(unreachable)?,
+                int("timestamp", r.timestamp).map_err(unreachable)?,
+            ),
+            None => ("local", 0, 0, 0, 0),
+        };
+        Ok(Self {
+            id: hold.0.clone(),
+            charge: record.is_some(),
+            backend,
+            input,
+            output,
+            cost,
+            timestamp,
+        })
+    }
+
+    async fn execute(&self, client: &deadpool_postgres::Object) -> Result<bool, PgError> {
+        let row = client
+            .query_one(
+                "SELECT ao_settle($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &self.id,
+                    &self.charge,
+                    &self.backend,
+                    &self.input,
+                    &self.output,
+                    &self.cost,
+                    &self.timestamp,
+                ],
+            )
+            .await?;
+        Ok(row.try_get::<_, bool>(0)?)
     }
 }
 

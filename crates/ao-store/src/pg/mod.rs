@@ -115,7 +115,7 @@ impl PgStore {
     }
 
     /// [`run`](PgStore::run) for synchronous callers: blocks the calling thread until done.
-    pub(crate) fn call<T, F, Fut>(&self, work: F) -> Result<T, PgError>
+    pub fn call<T, F, Fut>(&self, work: F) -> Result<T, PgError>
     where
         T: Send + 'static,
         F: FnOnce(deadpool_postgres::Object) -> Fut + Send + 'static,
