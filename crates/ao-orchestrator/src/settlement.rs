@@ -80,6 +80,29 @@ impl Outcome {
     }
 }
 
+/// Appends the audit entry of settlement `s`, dated `now`.
+fn audit_completion(audit: &dyn ao_audit::AuditLog, now: u64, s: &Settlement, overage: u64) {
+    let detail = CompletionAudit {
+        backend: Some(s.provider.as_str()),
+        outcome: s.outcome.as_str(),
+        input_tokens: s.usage.input_tokens,
+        output_tokens: s.usage.output_tokens,
+        cost_sats: s.cost_sats,
+        estimate_sats: s.estimate_sats,
+        estimated_usage: s.estimated,
+        billed_failed_attempts: s.billed_failures,
+        overage_sats: overage,
+        approval_id: s.approval_id.as_deref(),
+        error: s.error.clone(),
+    };
+    let appended = AuditEvent::from_serialize(now, "completion", s.agent.as_str(), &detail)
+        .map_err(|e| Report::new(&e).to_string())
+        .and_then(|event| audit.append(event).map_err(|e| Report::new(&e).to_string()));
+    if let Err(error) = appended {
+        tracing::error!(agent = s.agent, error, "completion not audited");
+    }
+}
+
 /// Counts background writes so that shutdown can wait for them.
 #[derive(Default)]
 pub(crate) struct Pending {
@@ -472,7 +495,7 @@ impl Orchestrator {
             tracing::error!(error = %Report::new(&error), "clock unreadable at settlement; dating the cost at admission");
             s.admitted_at
         });
-        let (usage, estimated) = (s.usage, s.estimated);
+        let usage = s.usage;
         let overage = s.overage_sats();
         if overage > 0 {
             inner.overage_sats.fetch_add(overage, Ordering::Relaxed);
@@ -525,29 +548,7 @@ impl Orchestrator {
                     report("a retry's reservation not released", &error);
                 }
             }
-            let detail = CompletionAudit {
-                backend: Some(s.provider.as_str()),
-                outcome: s.outcome.as_str(),
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                cost_sats: s.cost_sats,
-                estimate_sats: s.estimate_sats,
-                estimated_usage: estimated,
-                billed_failed_attempts: s.billed_failures,
-                overage_sats: overage,
-                approval_id: s.approval_id.as_deref(),
-                error: s.error,
-            };
-            match AuditEvent::from_serialize(now, "completion", s.agent.as_str(), &detail) {
-                Ok(event) => {
-                    if let Err(error) = audit.append(event) {
-                        tracing::error!(agent = s.agent, error = %Report::new(&error), "completion not audited");
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(agent = s.agent, error = %Report::new(&error), "completion not audited")
-                }
-            }
+            audit_completion(audit.as_ref(), now, &s, overage);
             pending.finish();
         }
     }
