@@ -1,15 +1,15 @@
-//! Limits that hold against impolite traffic: per-agent rate limits under concurrency, streams
-//! that would never end, and connections that trickle their headers (slowloris).
+//! Limits that hold against impolite traffic: per-agent rate limits under concurrency and
+//! streams that would never end. (Slow headers have a test binary of their own, `slow_clients`,
+//! so that no other test competes with its latency measure.)
 
 use std::time::{Duration, Instant};
 
-use ao_gateway::{ConnectionLimits, GatewayOptions, hash_key};
+use ao_gateway::{GatewayOptions, hash_key};
 use ao_routing::http::{ChatMessage, ChatRequest, estimate_input};
 use ao_sim::{Behavior, SimServer};
 use futures_util::StreamExt;
 use nostr::Keys;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{ADMIN_TOKEN, Running, serve_config};
 
@@ -191,80 +191,4 @@ async fn a_stream_that_would_never_end_is_ended_at_the_maximum() {
         tracker.daily_total("limited") > 0,
         "the ended stream is charged"
     );
-}
-
-/// Two thousand connections that each send one header byte a second neither stop a normal
-/// client nor outlive the header timeout.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_headers_neither_starve_others_nor_outlive_the_timeout() {
-    let backend = SimServer::start(Behavior::reply()).await.unwrap();
-    let header_timeout = Duration::from_secs(2);
-    let gw = gateway(
-        &backend,
-        "{}",
-        GatewayOptions {
-            connections: ConnectionLimits {
-                header_read_timeout: header_timeout,
-                ..ConnectionLimits::default()
-            },
-            ..GatewayOptions::default()
-        },
-    )
-    .await;
-    let attack_started = Instant::now();
-    let slow: Vec<_> = (0..2_000)
-        .map(|_| {
-            let addr = gw.addr;
-            tokio::spawn(async move {
-                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-                let request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
-                for byte in request.iter().cycle() {
-                    if stream.write_all(&[*byte]).await.is_err() {
-                        break;
-                    }
-                    let mut buf = [0u8; 64];
-                    let read = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf));
-                    if let Ok(Ok(0) | Err(_)) = read.await {
-                        break;
-                    }
-                }
-                Instant::now()
-            })
-        })
-        .collect();
-    // A normal client meanwhile.
-    let client = reqwest::Client::new();
-    let mut latencies = Vec::new();
-    for _ in 0..100 {
-        let started = Instant::now();
-        let status = client
-            .post(gw.url("/v1/chat/completions"))
-            .bearer_auth(KEY)
-            .json(&body(10))
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status.as_u16(), 200);
-        latencies.push(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    latencies.sort();
-    let p99 = latencies[98];
-    assert!(
-        p99 < Duration::from_millis(50),
-        "p99 {p99:?} under the attack"
-    );
-    for connection in slow {
-        let closed_at = tokio::time::timeout(Duration::from_secs(10), connection)
-            .await
-            .expect("a slow connection outlived the header timeout by far")
-            .unwrap();
-        assert!(
-            closed_at - attack_started < header_timeout + Duration::from_secs(3),
-            "closed after {:?}",
-            closed_at - attack_started
-        );
-    }
-    gw.stop().await;
 }
