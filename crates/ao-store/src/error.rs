@@ -20,6 +20,18 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database file could not be created.
+    #[error(
+        "cannot create the database `{}`; give a path in a directory you may write to",
+        path.display()
+    )]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file is a SQLite database of some other application.
     #[error(
         "`{}` is not an agent-orchestrator database (application id {found:#x}); point to another file",
