@@ -240,6 +240,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     let keys = KeyRing::load(&config, &store)?;
     let options = GatewayOptions {
         admin_token_sha256: config.server.admin_token_sha256.clone(),
+        metrics_token_sha256: config.server.metrics_token_sha256.clone(),
         max_body_bytes: config.server.max_body_bytes,
         client_timeout: Duration::from_secs(config.server.client_timeout_secs),
     };

@@ -5,7 +5,9 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod adversary;
+mod audit;
 mod http;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -108,6 +110,7 @@ api_key_sha256 = "{sisyphus}"
         operator,
         GatewayOptions {
             admin_token_sha256: Some(hash_key(ADMIN_TOKEN)),
+            metrics_token_sha256: None,
             max_body_bytes: max_body,
             client_timeout,
         },
