@@ -226,7 +226,11 @@ fn init_into(dir: &Path) -> Result<PathBuf, CliError> {
     create_new(&files.admin_token, &format!("{admin_token}\n"), true)?;
     create_new(&files.operator_key, &nsec, true)?;
     create_new(&files.config, &text, false)?;
-    let database = Config::load(&files.config)?.database_path();
+    // Components drop the `./` of the configuration's `data_dir = "."`.
+    let database: PathBuf = Config::load(&files.config)?
+        .database_path()
+        .components()
+        .collect();
     drop(SqliteStore::open(&database)?);
     let shown = |path: &Path| path.display().to_string();
     println!(
