@@ -28,6 +28,7 @@ mod approvals;
 mod audit;
 mod checkpoints;
 mod error;
+mod finding;
 mod ledger;
 mod rows;
 mod schema;
@@ -36,8 +37,9 @@ mod verify;
 
 pub use api_keys::ApiKeyRow;
 pub use error::StoreError;
+pub use finding::{AuditedRow, Finding};
 pub use store::{Durability, SqliteStore, StoreOptions};
-pub use verify::{AuditReport, AuditedRow, Finding};
+pub use verify::AuditReport;
 
 #[cfg(test)]
 mod tests;
