@@ -1,6 +1,6 @@
 //! The audit log on SQLite: `ao_audit::AuditLog` for [`SqliteStore`].
 
-use ao_audit::{AuditEntry, AuditError, AuditEvent, AuditLog, BrokenLink};
+use ao_audit::{AuditEntry, AuditError, AuditEvent, AuditLog, BrokenLink, ChainHead};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::StoreError;
@@ -43,18 +43,22 @@ fn to_entry(
     })
 }
 
-/// Appends `event` after the last entry, inside the caller's write transaction.
+/// Appends `event` after the last entry, inside the caller's write transaction. Only the last
+/// entry's sequence number and hash are read: this runs with every cost record.
 pub(crate) fn append_in(conn: &Connection, event: AuditEvent) -> Result<AuditEntry, StoreError> {
     let last = conn
-        .prepare_cached(
-            "SELECT seq, timestamp, kind, agent, detail, prev_hash, hash
-             FROM audit_log ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row([], decode)
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
         .optional()?
-        .map(to_entry)
+        .map(|(seq, hash)| {
+            let seq = u64::try_from(seq).map_err(|_| StoreError::Negative {
+                column: "audit_log.seq",
+                value: seq,
+            })?;
+            Ok::<_, StoreError>(ChainHead { seq, hash })
+        })
         .transpose()?;
-    let entry = AuditEntry::next(last.as_ref(), event);
+    let entry = AuditEntry::following(last.as_ref(), event);
     let as_i64 = |field: &'static str, value: u64| {
         i64::try_from(value).map_err(|_| StoreError::TooLarge { field, value })
     };
