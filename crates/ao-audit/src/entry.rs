@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::checkpoint::ChainHead;
+
 /// The `prev_hash` of the first entry: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -72,6 +74,13 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// The entry that follows `prev` (or starts the log when `prev` is `None`) for `event`.
     pub fn next(prev: Option<&AuditEntry>, event: AuditEvent) -> AuditEntry {
+        Self::following(prev.map(ChainHead::of).as_ref(), event)
+    }
+
+    /// The entry that follows the chain whose head is `prev` (or starts the log when `prev` is
+    /// `None`) for `event`: [`next`](AuditEntry::next) for a caller that holds only the last
+    /// entry's sequence number and hash.
+    pub fn following(prev: Option<&ChainHead>, event: AuditEvent) -> AuditEntry {
         let (seq, prev_hash) = match prev {
             Some(p) => (p.seq.saturating_add(1), p.hash.clone()),
             None => (1, GENESIS_HASH.to_owned()),

@@ -4,8 +4,9 @@
 //! Each [`AuditEntry`] carries the SHA-256 hash of the entry before it, and its own hash covers its
 //! sequence number, time, kind, agent, detail and that previous hash. Changing, removing or
 //! reordering any entry breaks the chain at that point, and [`verify_chain`] reports the first
-//! broken link. (Cutting entries off the end leaves a valid shorter chain; compare the length or
-//! the last hash with a copy kept elsewhere to catch that.)
+//! broken link. (Cutting entries off the end leaves a valid shorter chain, and a chain rewritten
+//! from its first entry is valid too: a [`Checkpoint`], the head signed by the operator as a Nostr
+//! event and kept elsewhere, catches both.)
 //!
 //! [`AuditLog`] is the trait storage implements: [`MemoryAuditLog`] here, and `ao-store`'s
 //! `SqliteStore` for the durable one. Appends are serialized by the implementation, which links
@@ -16,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod checkpoint;
 mod entry;
 mod log;
 
@@ -23,6 +25,10 @@ mod log;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use checkpoint::{
+    CHECKPOINT_D_PREFIX, CHECKPOINT_KIND, ChainHead, Checkpoint, CheckpointError,
+    CheckpointMismatch, parse_checkpoint, parse_checkpoint_json, sign_checkpoint,
+};
 pub use entry::{AuditEntry, AuditEvent, BrokenLink, GENESIS_HASH, verify_chain};
 pub use log::{AuditError, AuditLog, MemoryAuditLog};
 

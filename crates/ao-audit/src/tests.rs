@@ -98,3 +98,98 @@ proptest! {
         prop_assert_eq!(verify_chain(&chain(n)), Ok(n));
     }
 }
+
+const APP: u32 = 0x414F_5331;
+
+fn signed_checkpoint(keys: &nostr::Keys, chain: &[AuditEntry]) -> Checkpoint {
+    let head = ChainHead::of(chain.last().unwrap());
+    let event = sign_checkpoint(keys, &head, APP, "prod", 1_800_000_000).unwrap();
+    parse_checkpoint_json(&nostr::JsonUtil::as_json(&event)).unwrap()
+}
+
+#[test]
+fn a_signed_checkpoint_reads_back_what_was_signed() {
+    let keys = nostr::Keys::generate();
+    let entries = chain(4);
+    let checkpoint = signed_checkpoint(&keys, &entries);
+    assert_eq!(checkpoint.head, ChainHead::of(&entries[3]));
+    assert_eq!(checkpoint.signer, keys.public_key());
+    assert_eq!(checkpoint.label, "prod");
+    assert_eq!(checkpoint.application_id, APP);
+    assert_eq!(checkpoint.event.kind.as_u16(), CHECKPOINT_KIND);
+    assert_eq!(checkpoint.check_chain(APP, &entries), Ok(()));
+    // Entries appended after the checkpoint do not change what it signed.
+    let mut longer = entries.clone();
+    longer.push(AuditEntry::next(
+        longer.last(),
+        AuditEvent::new(1, "k", "a", json!(1)),
+    ));
+    assert_eq!(checkpoint.check_chain(APP, &longer), Ok(()));
+    assert!(matches!(
+        checkpoint.check_chain(APP + 1, &entries),
+        Err(CheckpointMismatch::OtherApplication { .. })
+    ));
+}
+
+#[test]
+fn a_checkpoint_catches_entries_cut_from_the_end_and_rewritten_before_it() {
+    let keys = nostr::Keys::generate();
+    let entries = chain(5);
+    let checkpoint = signed_checkpoint(&keys, &entries);
+    // Cut: a shorter chain is still a sound chain, but not the one signed.
+    let cut = &entries[..3];
+    assert_eq!(verify_chain(cut), Ok(3));
+    assert_eq!(
+        checkpoint.check_chain(APP, cut),
+        Err(CheckpointMismatch::Cut { seq: 5, len: 3 })
+    );
+    // Rewritten from entry 2 on, every hash recomputed: a sound chain again, with another head.
+    let mut rewritten: Vec<AuditEntry> = entries[..1].to_vec();
+    for e in &entries[1..] {
+        let mut event = AuditEvent::new(e.timestamp, e.kind.clone(), e.agent.clone(), json!({}));
+        if e.seq != 2 {
+            event.detail = e.detail.clone();
+        }
+        rewritten.push(AuditEntry::next(rewritten.last(), event));
+    }
+    assert_eq!(verify_chain(&rewritten), Ok(5));
+    let err = checkpoint.check_chain(APP, &rewritten).unwrap_err();
+    assert!(
+        matches!(err, CheckpointMismatch::Rewritten { seq: 5, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("rewritten at or before entry 5"));
+}
+
+#[test]
+fn an_altered_or_foreign_checkpoint_event_is_refused() {
+    let keys = nostr::Keys::generate();
+    let head = ChainHead::of(chain(3).last().unwrap());
+    let event = sign_checkpoint(&keys, &head, APP, "prod", 1_800_000_000).unwrap();
+    let json = nostr::JsonUtil::as_json(&event);
+    let forged = json.replace("\"3\"", "\"2\"");
+    assert_ne!(forged, json);
+    assert!(matches!(
+        parse_checkpoint_json(&forged),
+        Err(CheckpointError::BadSignature { .. })
+    ));
+    assert_eq!(
+        parse_checkpoint_json("not json"),
+        Err(CheckpointError::NotAnEvent)
+    );
+    let other = nostr::EventBuilder::text_note("hello")
+        .sign_with_keys(&keys)
+        .unwrap();
+    assert_eq!(
+        parse_checkpoint(&other),
+        Err(CheckpointError::WrongKind { found: 1 })
+    );
+    let empty = ChainHead {
+        seq: 0,
+        hash: GENESIS_HASH.into(),
+    };
+    assert_eq!(
+        sign_checkpoint(&keys, &empty, APP, "prod", 1),
+        Err(CheckpointError::EmptyLog)
+    );
+}

@@ -7,7 +7,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use agent_orchestrator::approvals::{
     ApprovalRecord, ApprovalStatus, ApprovalStore, Verdict, build_decision_event,
 };
-use agent_orchestrator::audit::AuditLog;
 use agent_orchestrator::store::SqliteStore;
 use agent_orchestrator::types::{Clock, SystemClock};
 use clap::Subcommand;
@@ -37,7 +36,8 @@ enum Command {
     Approve(Decide),
     /// Reject a request.
     Reject(Decide),
-    /// Check the audit log's hash chain; exits 1 and names the first broken entry if it is broken.
+    /// Check the audit log's hash chain and the rows it vouches for (as `ao audit verify`); exits
+    /// 1 and says what is wrong if anything is.
     VerifyLog,
 }
 
@@ -148,15 +148,12 @@ fn decide(store: &SqliteStore, d: Decide, verdict: Verdict) -> Result<ExitCode, 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The chain and every row it vouches for, as `ao audit verify` checks them.
 fn verify_log(store: &SqliteStore) -> Result<ExitCode, CliError> {
-    match store.verify()? {
-        Ok(n) => {
-            println!("audit log intact: {n} entries, every link verified");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(broken) => {
-            println!("{broken}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    let report = store.audit_report()?;
+    Ok(if crate::audit::print_report(&report) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use agent_orchestrator::approvals::{ApprovalError, ApprovalStoreError};
-use agent_orchestrator::audit::{AuditError, BrokenLink};
+use agent_orchestrator::audit::{AuditError, BrokenLink, CheckpointError};
 use agent_orchestrator::budget::BudgetError;
 use agent_orchestrator::orchestrator::{ConfigError, OrchestratorError, SetupError};
 use agent_orchestrator::store::StoreError;
@@ -256,6 +256,29 @@ pub(crate) enum CliError {
     /// `ao approvals` names a request the database does not have.
     #[error("no approval request `{0}` in the database")]
     UnknownRequest(String),
+    /// A fresh key could not be written in bech32 (never expected).
+    #[error("a fresh key could not be encoded as bech32; this is a bug, please report it")]
+    KeyEncoding,
+    /// A checkpoint could not be made.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A checkpoint file holds no valid checkpoint event.
+    #[error("`{}` is not a valid audit checkpoint", path.display())]
+    BadCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: CheckpointError,
+    },
+    /// `ao audit checkpoint` was asked to sign a log that does not verify.
+    #[error(
+        "the audit log does not verify ({findings} finding(s), printed above); a checkpoint would vouch for it, so none was signed"
+    )]
+    LogNotIntact {
+        /// How many findings.
+        findings: usize,
+    },
     /// `ao approvals --db` names a file that does not exist.
     #[error("the database `{}` does not exist; give the path of an existing file with --db", .0.display())]
     NoDatabase(PathBuf),

@@ -14,6 +14,7 @@
 )]
 
 mod approvals;
+mod audit;
 mod demo;
 mod error;
 mod files;
@@ -39,7 +40,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a commented starting configuration, an agent key and an admin token.
+    /// Write a commented starting configuration, an agent key, an admin token and the operator's
+    /// key, and create the database.
     Init(serve::InitArgs),
     /// Run the OpenAI-compatible gateway with per-agent keys, budgets and approvals.
     Serve(serve::ServeArgs),
@@ -62,12 +64,16 @@ enum Command {
     Repair(threshold::RepairArgs),
     /// Approval requests in a database file: list them, decide them, verify the audit log.
     Approvals(approvals::Args),
+    /// The audit log of a database file: verify it against its tables and checkpoints, and
+    /// anchor it with a checkpoint signed by the operator.
+    Audit(audit::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Approvals(args) => approvals::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Init(args) => serve::init(args),
         Command::Serve(args) => serve::serve(args),

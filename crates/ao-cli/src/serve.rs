@@ -11,6 +11,9 @@ use agent_orchestrator::types::{Clock, Report, SystemClock};
 use ao_gateway::{ConnectionLimits, Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
 use ao_sim::{Behavior, SimServer};
 
+use nostr::{Keys, ToBech32};
+use zeroize::Zeroizing;
+
 use crate::CliError;
 use crate::files::create_new;
 
@@ -126,58 +129,132 @@ enabled = false
 expiry_secs = 86400
 wait_secs = 0
 
-# One agent. Its gateway key is in demo-agent.key next to this file; only the hash is here.
+# One agent. Its gateway key is in agents/demo.key next to this file (only the hash is here):
+# hand the agent that file and nothing else from this directory.
 [agents.demo]
 autonomy = "semi-autonomous"      # supervised | semi-autonomous | fully-autonomous
 approval_above_sats = 100     # semi-autonomous: calls estimated above this need approval
 api_key_sha256 = "__AGENT_KEY_HASH__"
-# operator = "npub1..."           # with an operator key, only its signed decisions approve
+# The operator: only decisions signed by its key approve, as with
+#   ao approvals approve ID --db ao.db --key-file operator.nsec
+# Its secret key is in operator.nsec next to this file. The gateway never reads it: keep it from
+# agents, and better off this machine.
+operator = "__OPERATOR_NPUB__"
 budget = { daily_limit_sats = 5000, session_limit_sats = 1000 }
 
 [server]
 listen = "127.0.0.1:8080"
 # The admin token (for /admin) is in admin.token next to this file; only the hash is here.
 admin_token_sha256 = "__ADMIN_TOKEN_HASH__"
+# /metrics is open unless this is set to the SHA-256 of a token it then wants as its bearer.
+# metrics_token_sha256 = "..."
 max_body_bytes = 1048576
 client_timeout_secs = 30
 "#;
 
-/// Writes a starting configuration and its keys into `dir`. Refuses to overwrite anything.
-fn init_into(dir: &Path) -> Result<PathBuf, CliError> {
-    std::fs::create_dir_all(dir).map_err(|source| CliError::WriteFile {
+/// The files `ao init` writes into its directory. The directory and everything in it is the
+/// operator's; an agent is handed its own key file from `agents/`, and nothing else.
+struct Layout {
+    config: PathBuf,
+    admin_token: PathBuf,
+    operator_key: PathBuf,
+    agents: PathBuf,
+    agent_key: PathBuf,
+}
+
+impl Layout {
+    fn in_dir(dir: &Path) -> Self {
+        let agents = dir.join("agents");
+        Self {
+            config: dir.join("ao.toml"),
+            admin_token: dir.join("admin.token"),
+            operator_key: dir.join("operator.nsec"),
+            agent_key: agents.join("demo.key"),
+            agents,
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only, when it does not exist yet.
+fn create_private_dir(dir: &Path) -> Result<(), CliError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| CliError::WriteFile {
         path: dir.to_owned(),
         source,
-    })?;
-    let config_path = dir.join("ao.toml");
-    let agent_key_path = dir.join("demo-agent.key");
-    let admin_path = dir.join("admin.token");
-    for path in [&config_path, &agent_key_path, &admin_path] {
+    })
+}
+
+/// Writes a starting configuration, the demo agent's key, the admin token and the operator's key
+/// into `dir`, and creates the database. Refuses to overwrite anything.
+fn init_into(dir: &Path) -> Result<PathBuf, CliError> {
+    let files = Layout::in_dir(dir);
+    for path in [
+        &files.config,
+        &files.agent_key,
+        &files.admin_token,
+        &files.operator_key,
+    ] {
         if path.exists() {
             return Err(CliError::Exists(path.clone()));
         }
     }
     let (agent_key, _) = new_api_key();
     let (admin_token, _) = new_api_key();
+    let operator = Keys::generate();
+    let npub = operator
+        .public_key()
+        .to_bech32()
+        .map_err(|_| CliError::KeyEncoding)?;
+    let nsec = Zeroizing::new(
+        operator
+            .secret_key()
+            .to_bech32()
+            .map_err(|_| CliError::KeyEncoding)?
+            + "\n",
+    );
     let text = STARTING_CONFIG
         .replace("__AGENT_KEY_HASH__", &hash_key(&agent_key))
-        .replace("__ADMIN_TOKEN_HASH__", &hash_key(&admin_token));
+        .replace("__ADMIN_TOKEN_HASH__", &hash_key(&admin_token))
+        .replace("__OPERATOR_NPUB__", &npub);
     Config::from_toml(&text)?;
-    create_new(&agent_key_path, &format!("{agent_key}\n"), true)?;
-    create_new(&admin_path, &format!("{admin_token}\n"), true)?;
-    create_new(&config_path, &text, false)?;
+    create_private_dir(dir)?;
+    create_private_dir(&files.agents)?;
+    create_new(&files.agent_key, &format!("{agent_key}\n"), true)?;
+    create_new(&files.admin_token, &format!("{admin_token}\n"), true)?;
+    create_new(&files.operator_key, &nsec, true)?;
+    create_new(&files.config, &text, false)?;
+    // Components drop the `./` of the configuration's `data_dir = "."`.
+    let database: PathBuf = Config::load(&files.config)?
+        .database_path()
+        .components()
+        .collect();
+    drop(SqliteStore::open(&database)?);
+    let shown = |path: &Path| path.display().to_string();
     println!(
         "wrote {} (commented; edit it to add agents and backends)",
-        config_path.display()
+        shown(&files.config)
     );
     println!(
-        "wrote {} (the `demo` agent's gateway key)",
-        agent_key_path.display()
+        "wrote {} (the `demo` agent's gateway key: hand the agent this file, nothing else from {})",
+        shown(&files.agent_key),
+        shown(dir)
     );
     println!(
-        "wrote {} (the admin token for /admin)",
-        admin_path.display()
+        "wrote {} (the admin token for /admin: the operator's, never an agent's)",
+        shown(&files.admin_token)
     );
-    Ok(config_path)
+    println!(
+        "wrote {} (the operator's secret key, {npub}: approvals and checkpoints need its signature; keep it from agents, better off this machine)",
+        shown(&files.operator_key)
+    );
+    println!(
+        "created {} (the database, readable by its owner only)",
+        shown(&database)
+    );
+    Ok(files.config)
 }
 
 pub(crate) fn init(args: InitArgs) -> Result<ExitCode, CliError> {
@@ -253,7 +330,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         "agent-orchestrator gateway listening on http://{addr} (config {})",
         path.display()
     );
-    let key_file = path.parent().map(|d| d.join("demo-agent.key"));
+    let key_file = path.parent().map(|d| Layout::in_dir(d).agent_key);
     if let Some(key_file) = key_file.filter(|k| k.exists()) {
         println!(
             "try it: curl -s http://{addr}/v1/chat/completions -H \"Authorization: Bearer $(cat {})\" -H 'content-type: application/json' -d '{{\"model\":\"auto\",\"messages\":[{{\"role\":\"user\",\"content\":\"hello\"}}]}}'",
@@ -287,6 +364,7 @@ fn gateway_options(config: &Config) -> GatewayOptions {
     let server = &config.server;
     GatewayOptions {
         admin_token_sha256: server.admin_token_sha256.clone(),
+        metrics_token_sha256: server.metrics_token_sha256.clone(),
         max_body_bytes: server.max_body_bytes,
         client_timeout: Duration::from_secs(server.client_timeout_secs),
         max_stream: Duration::from_secs(server.max_stream_secs),

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use ao_approvals::{ApprovalError, SolverAgentCoordinator, Verdict, parse_decision_event};
-use ao_audit::AuditLog;
 use ao_budget::BudgetStatus;
 use ao_store::ApiKeyRow;
 use ao_types::Report;
@@ -16,6 +15,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+mod audit;
 
 use crate::AppState;
 use crate::auth::{hash_key, new_api_key, require_admin};
@@ -30,8 +31,10 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/approvals/signed", post(signed))
         .route("/approvals/{id}/approve", post(approve))
         .route("/approvals/{id}/reject", post(reject))
-        .route("/audit", get(audit))
-        .route("/audit/verify", get(verify))
+        .route("/audit", get(audit::entries))
+        .route("/audit/verify", get(audit::verify))
+        .route("/audit/head", get(audit::head))
+        .route("/audit/checkpoint", post(audit::checkpoint))
         .route("/keys", get(keys).post(create_key))
         .route("/keys/{id}", delete(revoke_key))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
@@ -201,7 +204,7 @@ fn budget_status(status: BudgetStatus) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PendingPage {
-    #[serde(default = "hundred")]
+    #[serde(default = "audit::hundred")]
     limit: usize,
     after: Option<String>,
 }
@@ -333,48 +336,6 @@ async fn signed(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     match coordinator.decide_signed(&event) {
         Ok(status) => Json(json!({"request_id": id, "status": status.as_str()})).into_response(),
         Err(e) => approval_error(&e),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Page {
-    #[serde(default = "one")]
-    from: u64,
-    #[serde(default = "hundred")]
-    limit: usize,
-}
-
-fn one() -> u64 {
-    1
-}
-
-fn hundred() -> usize {
-    100
-}
-
-async fn audit(State(state): State<Arc<AppState>>, Query(page): Query<Page>) -> Response {
-    match state.store.entries(page.from, page.limit.min(10_000)) {
-        Ok(entries) => {
-            let entries: Vec<Value> = entries
-                .into_iter()
-                .map(|e| json!({"seq": e.seq, "timestamp": e.timestamp, "kind": e.kind, "agent": e.agent, "detail": e.detail_json().unwrap_or(Value::Null), "prev_hash": e.prev_hash, "hash": e.hash}))
-                .collect();
-            Json(json!({ "entries": entries })).into_response()
-        }
-        Err(e) => unavailable("audit_unavailable", &e),
-    }
-}
-
-async fn verify(State(state): State<Arc<AppState>>) -> Response {
-    state.orchestrator.drain().await;
-    match state.store.verify() {
-        Ok(Ok(n)) => Json(json!({"intact": true, "entries": n})).into_response(),
-        Ok(Err(broken)) => (
-            StatusCode::CONFLICT,
-            Json(json!({"intact": false, "broken_at": broken.seq, "reason": broken.reason})),
-        )
-            .into_response(),
-        Err(e) => unavailable("audit_unavailable", &e),
     }
 }
 

@@ -178,6 +178,26 @@ pub(crate) async fn require_admin(
     }
 }
 
+/// The `/metrics` layer: without a configured metrics token, lets every request through (the
+/// metrics are counters and gauges, no secrets, and the default listen address is loopback);
+/// with one, only a request that carries it, and answers anything else with 401 itself.
+pub(crate) async fn require_metrics_token(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = &state.options.metrics_token_sha256 else {
+        return next.run(request).await;
+    };
+    match KeyRing::bearer(request.headers()) {
+        Some(token) if hash_key(token).eq_ignore_ascii_case(expected) => next.run(request).await,
+        _ => unauthorized(
+            "invalid_metrics_token",
+            "/metrics needs `Authorization: Bearer <metrics token>`",
+        ),
+    }
+}
+
 /// A 401 with `WWW-Authenticate: Bearer`.
 fn unauthorized(code: &str, message: &str) -> Response {
     let mut response = api_error(

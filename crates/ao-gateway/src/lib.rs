@@ -9,7 +9,8 @@
 //! - `/admin/...` with the admin token: budgets and spend per agent, pending approvals,
 //!   approve/reject (or a signed Nostr decision event), API keys, the audit log and its
 //!   verification.
-//! - `GET /metrics` (Prometheus text) and `GET /healthz`.
+//! - `GET /metrics` (Prometheus text; with `metrics_token_sha256` set, only with that bearer
+//!   token) and `GET /healthz`.
 //!
 //! Costs and audit entries are counted in memory before the response leaves and written to the
 //! database in the background; [`Gateway::shutdown`] waits for them, so nothing reserved or spent
@@ -48,6 +49,8 @@ pub use serve::ConnectionLimits;
 pub struct GatewayOptions {
     /// The SHA-256 (hex) of the admin token; without one, `/admin` answers 404.
     pub admin_token_sha256: Option<String>,
+    /// The SHA-256 (hex) of the token `/metrics` wants; without one, `/metrics` is open.
+    pub metrics_token_sha256: Option<String>,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
     /// How long a client may take to send its request body.
@@ -63,6 +66,7 @@ impl Default for GatewayOptions {
     fn default() -> Self {
         Self {
             admin_token_sha256: None,
+            metrics_token_sha256: None,
             max_body_bytes: 1024 * 1024,
             client_timeout: Duration::from_secs(30),
             max_stream: Duration::from_secs(600),
@@ -137,11 +141,18 @@ impl Gateway {
 
     /// The axum application.
     pub fn router(&self) -> Router {
+        // The token check is a route layer: it answers before the handler runs.
+        let metrics = Router::new().route("/metrics", get(metrics)).route_layer(
+            axum::middleware::from_fn_with_state(
+                Arc::clone(&self.state),
+                auth::require_metrics_token,
+            ),
+        );
         Router::new()
             .route("/v1/chat/completions", post(chat::completions))
             .route("/v1/models", get(chat::models))
             .route("/healthz", get(healthz))
-            .route("/metrics", get(metrics))
+            .merge(metrics)
             .nest("/admin", admin::router(&self.state))
             // The handler reads the body itself, with its own limit and timeout.
             .layer(DefaultBodyLimit::disable())

@@ -210,6 +210,9 @@ pub struct ServerSection {
     /// The SHA-256 (hex) of the admin token for `/admin`.
     #[serde(default)]
     pub admin_token_sha256: Option<String>,
+    /// The SHA-256 (hex) of the bearer token `/metrics` wants. Unset, `/metrics` is open.
+    #[serde(default)]
+    pub metrics_token_sha256: Option<String>,
     /// The largest request body accepted, in bytes. Default 1 MiB.
     #[serde(default = "default_body")]
     pub max_body_bytes: usize,
@@ -272,6 +275,7 @@ impl Default for ServerSection {
         Self {
             listen: default_listen(),
             admin_token_sha256: None,
+            metrics_token_sha256: None,
             max_body_bytes: default_body(),
             client_timeout_secs: default_client_timeout(),
             header_read_timeout_secs: default_header_read_timeout(),

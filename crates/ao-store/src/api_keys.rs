@@ -1,8 +1,10 @@
-//! Gateway API keys: only their SHA-256 is stored, never the key.
+//! Gateway API keys: only their SHA-256 is stored, never the key. Each creation and revocation is
+//! written with its audit entry, in the same transaction.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::error::StoreError;
+use crate::rows::{KeyCreated, KeyRevoked, audit_key_created, audit_key_revoked};
 use crate::store::SqliteStore;
 
 /// One API key as stored.
@@ -21,7 +23,7 @@ pub struct ApiKeyRow {
 }
 
 impl SqliteStore {
-    /// Stores a new key's hash for `agent`.
+    /// Stores a new key's hash for `agent`, with its audit entry.
     pub fn add_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError> {
         let row = row.clone();
         let created = i64::try_from(row.created_at).map_err(|_| StoreError::TooLarge {
@@ -33,11 +35,17 @@ impl SqliteStore {
                 "INSERT INTO api_keys (id, agent, sha256, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![row.id, row.agent, row.sha256, created],
             )?;
-            Ok(())
+            let detail = KeyCreated {
+                id: row.id,
+                sha256: row.sha256,
+                created_at: created,
+                adopted: false,
+            };
+            audit_key_created(conn, &row.agent, &detail)
         })
     }
 
-    /// Revokes key `id` at `now`. Returns whether a live key was revoked.
+    /// Revokes key `id` at `now`, with its audit entry. Returns whether a live key was revoked.
     pub fn revoke_api_key(&self, id: &str, now: u64) -> Result<bool, StoreError> {
         let id = id.to_owned();
         let now = i64::try_from(now).map_err(|_| StoreError::TooLarge {
@@ -45,10 +53,24 @@ impl SqliteStore {
             value: now,
         })?;
         self.write(move |conn| {
-            Ok(conn.execute(
-                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                params![id, now],
-            )? == 1)
+            let agent: Option<String> = conn
+                .query_row(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL
+                     RETURNING agent",
+                    params![id, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(agent) = agent else {
+                return Ok(false);
+            };
+            let detail = KeyRevoked {
+                id,
+                revoked_at: now,
+                adopted: false,
+            };
+            audit_key_revoked(conn, &agent, &detail)?;
+            Ok(true)
         })
     }
 

@@ -20,6 +20,18 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database file could not be created.
+    #[error(
+        "cannot create the database `{}`; give a path in a directory you may write to",
+        path.display()
+    )]
+    Create {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file is a SQLite database of some other application.
     #[error(
         "`{}` is not an agent-orchestrator database (application id {found:#x}); point to another file",
@@ -97,6 +109,18 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A record could not be encoded as JSON.
+    #[error("a {what} cannot be encoded as JSON; this is a bug, please report it")]
+    Encode {
+        /// What the record is.
+        what: &'static str,
+        /// What the encoder said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A checkpoint does not match this database's audit log.
+    #[error("the checkpoint does not match this database's audit log")]
+    Checkpoint(#[source] ao_audit::CheckpointMismatch),
     /// The writer thread could not be started.
     #[error(
         "cannot start the database writer thread; the system may be short of threads or memory"

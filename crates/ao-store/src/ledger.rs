@@ -1,10 +1,14 @@
-//! The cost ledger on SQLite: `ao_budget::Ledger` for [`SqliteStore`].
+//! The cost ledger on SQLite: `ao_budget::Ledger` for [`SqliteStore`]. Every record is written
+//! with its audit entry, in the same transaction.
+
+use std::borrow::Cow;
 
 use ao_budget::{CostRecord, Hold, Ledger, LedgerError};
 use ao_types::BackendProvider;
 use rusqlite::{Row, params};
 
 use crate::error::StoreError;
+use crate::rows::{CostDetail, audit_cost};
 use crate::store::SqliteStore;
 
 fn to_i64(field: &'static str, value: u64) -> Result<i64, StoreError> {
@@ -102,7 +106,9 @@ fn record_rows(records: &[CostRecord]) -> Result<Vec<RecordRow>, LedgerError> {
         .map_err(LedgerError::write)
 }
 
-fn insert_records(conn: &rusqlite::Connection, rows: &[RecordRow]) -> rusqlite::Result<()> {
+/// Inserts `rows`, each with the audit entry that vouches for it (`rows.rs`), in the caller's
+/// transaction: one more insert per record, in the same commit.
+fn insert_records(conn: &rusqlite::Connection, rows: &[RecordRow]) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO cost_records
          (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
@@ -110,6 +116,16 @@ fn insert_records(conn: &rusqlite::Connection, rows: &[RecordRow]) -> rusqlite::
     )?;
     for row in rows {
         stmt.execute(params![row.0, row.1, row.2, row.3, row.4, row.5])?;
+        let detail = CostDetail {
+            seq: conn.last_insert_rowid(),
+            backend: Cow::Borrowed(row.1),
+            input_tokens: row.2,
+            output_tokens: row.3,
+            cost_sats: row.4,
+            timestamp: row.5,
+            adopted: false,
+        };
+        audit_cost(conn, &row.0, &detail)?;
     }
     Ok(())
 }
@@ -138,7 +154,7 @@ impl Ledger for SqliteStore {
             return Ok(());
         }
         let rows = record_rows(records)?;
-        self.write(move |conn| Ok(insert_records(conn, &rows)?))
+        self.write(move |conn| insert_records(conn, &rows))
             .map_err(LedgerError::write)
     }
 
@@ -177,7 +193,7 @@ impl Ledger for SqliteStore {
             for id in &ids {
                 delete.execute(params![id])?;
             }
-            Ok(insert_records(conn, &rows)?)
+            insert_records(conn, &rows)
         })
         .map_err(LedgerError::write)
     }

@@ -6,6 +6,13 @@
 //! hash-chained audit log), so the parts given one store keep everything across restarts and
 //! crashes, in one file.
 //!
+//! Every row that restrains an agent is in the audit log's hash chain: each cost record, API key
+//! creation and revocation, approval decision and stored checkpoint is committed with its audit
+//! entry, in one transaction. [`SqliteStore::audit_report`] (and `AuditLog::verify`) checks the
+//! chain and that the tables hold exactly what it recorded, so a row an agent deleted, edited or
+//! inserted in the file is found. Checkpoints (`ao_audit::Checkpoint`, signed heads) catch what
+//! the chain alone cannot: entries cut from its end, or a chain rewritten whole.
+//!
 //! Writes go through one writer thread that commits concurrent writes together (group commit): a
 //! write returns only once its transaction is committed with the configured durability
 //! ([`Durability::Full`] by default, an `fsync` per commit), and many callers share each commit.
@@ -19,16 +26,22 @@
 mod api_keys;
 mod approvals;
 mod audit;
+mod checkpoints;
 mod error;
+mod finding;
 mod ledger;
 pub mod pg;
+mod rows;
 mod schema;
 mod store;
+mod verify;
 
 pub use api_keys::ApiKeyRow;
 pub use error::StoreError;
+pub use finding::{AuditedRow, Finding};
 pub use pg::{PgError, PgOptions, PgStore};
 pub use store::{Durability, SqliteStore, StoreOptions};
+pub use verify::AuditReport;
 
 #[cfg(test)]
 mod tests;

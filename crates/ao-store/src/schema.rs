@@ -6,12 +6,13 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::error::StoreError;
+use crate::rows::adopt_rows;
 
 /// `AOS1` in ASCII: marks a SQLite file as an agent-orchestrator database.
 pub(crate) const APPLICATION_ID: i32 = 0x414F_5331;
 
 /// Every migration, in order. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the cost ledger.
     "CREATE TABLE cost_records (
         seq INTEGER PRIMARY KEY,
@@ -61,7 +62,20 @@ const MIGRATIONS: &[&str] = &[
         cost_sats INTEGER NOT NULL CHECK (cost_sats >= 0),
         created_at INTEGER NOT NULL CHECK (created_at >= 0)
     ) STRICT;",
+    // 5: signed checkpoints of the audit log; from here on, rows are audited.
+    AUDITED_ROWS,
 ];
+
+/// The migration from which every cost record, API key change and checkpoint is written with an
+/// audit entry (`rows.rs`). When it runs, the rows already there get theirs ([`adopt_rows`]).
+pub(crate) const AUDITED_ROWS: &str = "CREATE TABLE checkpoints (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL CHECK (seq >= 1),
+        hash TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        event TEXT NOT NULL
+    ) STRICT;";
 
 /// The schema version this build writes.
 pub(crate) fn current_version() -> i64 {
@@ -111,6 +125,10 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             return Ok(());
         };
         tx.execute_batch(sql)?;
+        // Found by its text, not its number: migrations appended elsewhere may renumber it.
+        if *sql == AUDITED_ROWS {
+            adopt_rows(&tx)?;
+        }
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;

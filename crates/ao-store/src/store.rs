@@ -136,6 +136,10 @@ impl SqliteStore {
             path: path.clone(),
             source,
         };
+        create_owner_only(&path).map_err(|source| StoreError::Create {
+            path: path.clone(),
+            source,
+        })?;
         let mut writer = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -151,6 +155,7 @@ impl SqliteStore {
             tracing::warn!(path = %path.display(), mode, "the database could not switch to WAL mode");
         }
         schema::migrate(&mut writer, &path)?;
+        restrict_wal_files(&path);
 
         let reader = Connection::open_with_flags(
             &path,
@@ -246,6 +251,60 @@ impl SqliteStore {
     pub fn check_writable(&self) -> Result<(), StoreError> {
         self.write(|_| Ok(()))
     }
+}
+
+/// Creates the database file, if it does not exist, readable and writable by its owner only
+/// (0600, whatever the umask), before SQLite opens it: the file holds the budgets, approvals and
+/// API key hashes that restrain agents. An existing file keeps its permissions.
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        // The umask may have taken more than group and other bits away; the owner needs both.
+        #[cfg(unix)]
+        Ok(file) => file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)),
+        #[cfg(not(unix))]
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the write-ahead log and its index (`-wal`, `-shm`) no more permissions than the database
+/// file: when the database is private to its owner, so are they. SQLite creates them with the
+/// database file's mode already; this also covers files left by an older version. A failure is
+/// logged, not fatal: the files stay as they were.
+fn restrict_wal_files(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+
+        let Ok(main) = std::fs::metadata(path) else {
+            return;
+        };
+        if main.permissions().mode() & 0o077 != 0 {
+            return;
+        }
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            let Ok(meta) = std::fs::metadata(&side) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0
+                && let Err(error) =
+                    std::fs::set_permissions(&side, std::fs::Permissions::from_mode(mode & 0o700))
+            {
+                tracing::warn!(path = %side.display(), %error, "cannot make the file private to its owner");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> {

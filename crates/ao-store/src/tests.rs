@@ -94,3 +94,66 @@ fn an_undecodable_approval_record_keeps_the_decoder_error_as_its_cause() {
     );
     assert!(report.contains("key must be a string"), "{report}");
 }
+
+#[test]
+fn rows_from_before_auditing_are_adopted_when_the_file_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ao.db");
+    // A file written by the version before rows were audited.
+    let before = schema::MIGRATIONS
+        .iter()
+        .position(|m| *m == schema::AUDITED_ROWS)
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in &schema::MIGRATIONS[..before] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "application_id", schema::APPLICATION_ID)
+        .unwrap();
+    conn.pragma_update(None, "user_version", before as i64)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO cost_records (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
+         VALUES ('a', 'codex', 10, 20, 3, 100), ('b', 'openai', 1, 2, 4, 101);
+         INSERT INTO api_keys (id, agent, sha256, created_at, revoked_at)
+         VALUES ('k1', 'a', 'aa', 5, NULL), ('k2', 'b', 'bb', 6, 7);",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    let report = store.audit_report().unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+    assert_eq!((report.cost_records, report.api_keys), (2, 2));
+    let entries = ao_audit::AuditLog::entries(&store, 1, usize::MAX).unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "cost.recorded",
+            "cost.recorded",
+            "api_key.created",
+            "api_key.created",
+            "api_key.revoked"
+        ]
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.detail_json().unwrap()["adopted"] == true)
+    );
+    // Reopening adopts nothing twice.
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(ao_audit::AuditLog::verify(&store).unwrap(), Ok(5));
+    // From now on a deleted row from before is found like any other.
+    store
+        .write(|conn| Ok(conn.execute("DELETE FROM cost_records WHERE seq = 1", [])?))
+        .unwrap();
+    let broken = ao_audit::AuditLog::verify(&store).unwrap().unwrap_err();
+    assert_eq!(broken.seq, 1);
+    assert!(
+        broken.reason.contains("cost record 1 was deleted"),
+        "{broken}"
+    );
+}

@@ -4,6 +4,7 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod approvals;
+mod audit;
 mod crash;
 mod demo;
 mod hostile;

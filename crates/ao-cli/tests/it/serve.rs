@@ -5,6 +5,74 @@ use serde_json::{Value, json};
 
 use crate::{ao, path_str, stderr, stdout};
 
+/// The permission bits of `path`.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn init_keeps_the_operators_key_and_admin_token_apart_from_what_an_agent_is_handed() {
+    use nostr::ToBech32;
+
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("ao");
+    let out = ao(&["init", "--dir", path_str(&dir)], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What an agent is handed: its own directory, holding its key and nothing else.
+    let agents = dir.join("agents");
+    let handed: Vec<String> = std::fs::read_dir(&agents)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(handed, ["demo.key"]);
+    // The operator's: the key that signs approvals and checkpoints, the admin token, the
+    // database; readable by their owner only.
+    for secret in ["operator.nsec", "admin.token", "agents/demo.key", "ao.db"] {
+        assert_eq!(mode(&dir.join(secret)), 0o600, "{secret}");
+    }
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&agents), 0o700);
+    // The demo agent's operator is that key, so an approval needs its signature.
+    let nsec = std::fs::read_to_string(dir.join("operator.nsec")).unwrap();
+    let operator = nostr::Keys::parse(nsec.trim()).unwrap();
+    let config = std::fs::read_to_string(dir.join("ao.toml")).unwrap();
+    let npub = operator.public_key().to_bech32().unwrap();
+    assert!(
+        config.contains(&format!("operator = \"{npub}\"")),
+        "{config}"
+    );
+    assert!(!config.contains(nsec.trim()), "the config holds no secret");
+}
+
+#[test]
+fn from_the_first_run_an_approval_needs_the_operators_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ao(&["init", "--dir", path_str(dir.path())], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = agent_orchestrator::Config::load(&dir.path().join("ao.toml")).unwrap();
+    let (orchestrator, _store) = agent_orchestrator::Orchestrator::from_config(&config).unwrap();
+    let id = orchestrator
+        .coordinator("demo")
+        .unwrap()
+        .request_approval("deploy", "ship it", 5_000);
+    drop(orchestrator);
+    let db = dir.path().join("ao.db");
+    let approve = |extra: &[&str]| {
+        let mut args = vec!["approvals", "--db", path_str(&db), "approve", &id];
+        args.extend_from_slice(extra);
+        ao(&args, &[])
+    };
+    let unsigned = approve(&[]);
+    assert_eq!(unsigned.status.code(), Some(1), "{}", stdout(&unsigned));
+    let key_file = dir.path().join("operator.nsec");
+    let signed = approve(&["--key-file", path_str(&key_file)]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    assert_eq!(stdout(&signed).trim(), format!("{id}: approved"));
+}
+
 #[test]
 fn init_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
@@ -12,7 +80,7 @@ fn init_refuses_to_overwrite() {
     assert!(out.status.success(), "{}", stderr(&out));
     let config = std::fs::read_to_string(dir.path().join("ao.toml")).unwrap();
     assert!(config.starts_with("# agent-orchestrator: a starting configuration"));
-    let key = std::fs::read_to_string(dir.path().join("demo-agent.key")).unwrap();
+    let key = std::fs::read_to_string(dir.path().join("agents/demo.key")).unwrap();
     assert!(
         !config.contains(key.trim()),
         "the config holds the key's hash, not the key"
@@ -71,7 +139,7 @@ impl Served {
 
     /// Sends one chat completion with the demo agent's key; returns the status and the body.
     fn chat(&self) -> (u16, Value) {
-        let key = std::fs::read_to_string(self.dir.path().join("demo-agent.key")).unwrap();
+        let key = std::fs::read_to_string(self.dir.path().join("agents/demo.key")).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -157,7 +225,8 @@ fn the_spend_is_in_the_database_after_sigterm() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("audit log intact: 1 entries"),
+        // The call's cost record and its completion.
+        stdout(&out).contains("audit log intact: 2 entries"),
         "{}",
         stdout(&out)
     );

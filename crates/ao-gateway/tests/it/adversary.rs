@@ -78,6 +78,7 @@ budget = {{ daily_limit_sats = 100000, session_limit_sats = {session} }}
         operator,
         GatewayOptions {
             admin_token_sha256: Some(hash_key(ADMIN_TOKEN)),
+            metrics_token_sha256: None,
             max_body_bytes: 4 << 20,
             client_timeout: Duration::from_secs(5),
             ..GatewayOptions::default()

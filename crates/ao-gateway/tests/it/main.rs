@@ -5,8 +5,10 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod adversary;
+mod audit;
 mod http;
 mod limits;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -109,6 +111,7 @@ api_key_sha256 = "{sisyphus}"
         operator,
         GatewayOptions {
             admin_token_sha256: Some(hash_key(ADMIN_TOKEN)),
+            metrics_token_sha256: None,
             max_body_bytes: max_body,
             client_timeout,
             ..GatewayOptions::default()

@@ -124,3 +124,28 @@ fn api_keys_are_stored_as_hashes_and_revoked_once() {
     assert!(!temp.store.revoke_api_key("nope", 30).unwrap());
     assert_eq!(temp.store.api_keys().unwrap()[0].revoked_at, Some(20));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_database_and_its_wal_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let temp = TempStore::new();
+    // A write, so that the write-ahead log and its index exist.
+    temp.store
+        .append(&[CostRecord {
+            agent_name: "a".into(),
+            backend: BackendProvider::Codex,
+            input_tokens: 1,
+            output_tokens: 1,
+            cost_sats: 1,
+            timestamp: 1,
+        }])
+        .unwrap();
+    let db = temp.db_path();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", path.display());
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod approvals;
+mod audit;
 mod ledger;
 mod pg;
 mod tracker;
