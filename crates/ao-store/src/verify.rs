@@ -177,32 +177,13 @@ impl fmt::Display for Maybe {
     }
 }
 
-type CostRow = (i64, String, String, i64, i64, i64, i64);
+/// A cost record's columns: seq, agent, backend, input and output tokens, cost, timestamp.
+pub(crate) type CostRow = (i64, String, String, i64, i64, i64, i64);
 
 /// Checks every cost record against its entry; returns how many rows there are.
-fn check_costs(
-    conn: &Connection,
-    claims: &mut Claims<'_>,
-    findings: &mut Vec<Finding>,
-) -> Result<u64, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, agent, backend, input_tokens, output_tokens, cost_sats, timestamp
-         FROM cost_records ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-        ))
-    })?;
+fn check_costs(rows: Vec<CostRow>, claims: &mut Claims<'_>, findings: &mut Vec<Finding>) -> u64 {
     let mut count = 0u64;
-    for row in rows {
-        let (seq, agent, backend, input, output, cost, timestamp): CostRow = row?;
+    for (seq, agent, backend, input, output, cost, timestamp) in rows {
         count += 1;
         let Some((entry, claimed_agent, d)) = claims.costs.remove(&seq) else {
             findings.push(Finding::Unrecorded {
@@ -236,26 +217,17 @@ fn check_costs(
         row: AuditedRow::CostRecord(seq),
         entry,
     }));
-    Ok(count)
+    count
 }
 
-type KeyRow = (String, String, String, i64, Option<i64>);
+/// An API key's columns: id, agent, sha256, created_at, revoked_at.
+pub(crate) type KeyRow = (String, String, String, i64, Option<i64>);
 
 /// Checks every API key against the entries that created and revoked it; returns how many rows
 /// there are.
-fn check_keys(
-    conn: &Connection,
-    claims: &mut Claims<'_>,
-    findings: &mut Vec<Finding>,
-) -> Result<u64, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT id, agent, sha256, created_at, revoked_at FROM api_keys ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-    })?;
+fn check_keys(rows: Vec<KeyRow>, claims: &mut Claims<'_>, findings: &mut Vec<Finding>) -> u64 {
     let mut count = 0u64;
-    for row in rows {
-        let (id, agent, sha256, created_at, revoked_at): KeyRow = row?;
+    for (id, agent, sha256, created_at, revoked_at) in rows {
         count += 1;
         let Some(claim) = claims.keys.remove(&id) else {
             findings.push(Finding::Unrecorded {
@@ -282,22 +254,19 @@ fn check_keys(
                 entry: claim.entry,
             }),
     );
-    Ok(count)
+    count
 }
 
 /// Checks every stored checkpoint against its entry and against the chain; returns those that
 /// hold.
 fn check_checkpoints(
-    conn: &Connection,
+    rows: Vec<(String, String)>,
     claims: &mut Claims<'_>,
     chain: (u32, &[AuditEntry]),
     findings: &mut Vec<Finding>,
-) -> Result<Vec<Checkpoint>, StoreError> {
-    let mut stmt = conn.prepare("SELECT id, event FROM checkpoints ORDER BY created_at, id")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+) -> Vec<Checkpoint> {
     let mut holding = Vec::new();
-    for row in rows {
-        let (id, event) = row?;
+    for (id, event) in rows {
         let row = AuditedRow::Checkpoint(id.clone());
         let claim = claims.checkpoints.remove(&id);
         if claim.is_none() {
@@ -344,13 +313,22 @@ fn check_checkpoints(
         row: AuditedRow::Checkpoint(id),
         entry,
     }));
-    Ok(holding)
+    holding
 }
 
 /// The database's `application_id`, read on `conn`.
 pub(crate) fn application_id_in(conn: &Connection) -> Result<u32, StoreError> {
     let id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     Ok(u32::from_be_bytes(id.to_be_bytes()))
+}
+
+/// Everything an audit report is made from, read from one snapshot of a database.
+pub(crate) struct Snapshot {
+    pub(crate) entries: Vec<AuditEntry>,
+    pub(crate) application_id: u32,
+    pub(crate) costs: Vec<CostRow>,
+    pub(crate) keys: Vec<KeyRow>,
+    pub(crate) checkpoints: Vec<(String, String)>,
 }
 
 impl SqliteStore {
@@ -364,33 +342,76 @@ impl SqliteStore {
         let conn = self.reader()?;
         // One read transaction: the entries and the rows are of the same commit.
         let snapshot = conn.unchecked_transaction()?;
-        let entries = entries_in(&snapshot, 1, usize::MAX)?;
-        let application_id = application_id_in(&snapshot)?;
-        let mut findings = Vec::new();
-        let mut chain = Vec::new();
-        if let Err(link) = verify_chain(&entries) {
-            chain.push(Finding::Chain(link));
-        }
-        let mut claims = Claims::read(&entries, &mut findings);
-        let cost_records = check_costs(&snapshot, &mut claims, &mut findings)?;
-        let api_keys = check_keys(&snapshot, &mut claims, &mut findings)?;
-        let checkpoints = check_checkpoints(
-            &snapshot,
-            &mut claims,
-            (application_id, &entries),
-            &mut findings,
-        )?;
-        // By entry; what concerns no entry last. The sort is stable: rows stay in table order.
-        findings.sort_by_key(|f| f.entry().unwrap_or(u64::MAX));
-        chain.extend(findings);
-        Ok(AuditReport {
-            entries: u64::try_from(entries.len()).unwrap_or(u64::MAX),
-            head: entries.last().map(ChainHead::of),
-            application_id,
-            cost_records,
-            api_keys,
+        let costs = snapshot
+            .prepare(
+                "SELECT seq, agent, backend, input_tokens, output_tokens, cost_sats, timestamp
+                 FROM cost_records ORDER BY seq",
+            )?
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .collect::<Result<Vec<CostRow>, _>>()?;
+        let keys = snapshot
+            .prepare("SELECT id, agent, sha256, created_at, revoked_at FROM api_keys ORDER BY id")?
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<Vec<KeyRow>, _>>()?;
+        let checkpoints = snapshot
+            .prepare("SELECT id, event FROM checkpoints ORDER BY created_at, id")?
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(report(Snapshot {
+            entries: entries_in(&snapshot, 1, usize::MAX)?,
+            application_id: application_id_in(&snapshot)?,
+            costs,
+            keys,
             checkpoints,
-            findings: chain,
-        })
+        }))
+    }
+}
+
+/// The audit report of `snapshot`: every check, whatever database it was read from.
+pub(crate) fn report(snapshot: Snapshot) -> AuditReport {
+    let Snapshot {
+        entries,
+        application_id,
+        costs,
+        keys,
+        checkpoints,
+    } = snapshot;
+    let mut findings = Vec::new();
+    let mut chain = Vec::new();
+    if let Err(link) = verify_chain(&entries) {
+        chain.push(Finding::Chain(link));
+    }
+    let mut claims = Claims::read(&entries, &mut findings);
+    let cost_records = check_costs(costs, &mut claims, &mut findings);
+    let api_keys = check_keys(keys, &mut claims, &mut findings);
+    let checkpoints = check_checkpoints(
+        checkpoints,
+        &mut claims,
+        (application_id, &entries),
+        &mut findings,
+    );
+    // By entry; what concerns no entry last. The sort is stable: rows stay in table order.
+    findings.sort_by_key(|f| f.entry().unwrap_or(u64::MAX));
+    chain.extend(findings);
+    AuditReport {
+        entries: u64::try_from(entries.len()).unwrap_or(u64::MAX),
+        head: entries.last().map(ChainHead::of),
+        application_id,
+        cost_records,
+        api_keys,
+        checkpoints,
+        findings: chain,
     }
 }
