@@ -10,6 +10,7 @@
 //!   approve/reject (or a signed Nostr decision event), API keys, the audit log and its
 //!   verification.
 //! - `GET /metrics` (Prometheus text) and `GET /healthz`.
+//! - `/ui`: the operator console in a browser, signed in with the admin token (see `ui.rs`).
 //!
 //! Costs and audit entries are counted in memory before the response leaves and written to the
 //! database in the background; [`Gateway::shutdown`] waits for them, so nothing reserved or spent
@@ -27,6 +28,7 @@ mod chat;
 mod errors;
 mod metrics;
 mod serve;
+mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,6 +82,7 @@ pub(crate) struct AppState {
     pub(crate) options: GatewayOptions,
     pub(crate) models: Vec<String>,
     pub(crate) started: Instant,
+    pub(crate) console: ui::Console,
 }
 
 /// The gateway: an axum application over an orchestrator.
@@ -121,6 +124,7 @@ impl Gateway {
                 options,
                 models,
                 started: Instant::now(),
+                console: ui::Console::default(),
             }),
         }
     }
@@ -143,6 +147,7 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .nest("/admin", admin::router(&self.state))
+            .nest("/ui", ui::router(&self.state))
             // The handler reads the body itself, with its own limit and timeout.
             .layer(DefaultBodyLimit::disable())
             .with_state(Arc::clone(&self.state))
@@ -156,6 +161,12 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // The console's event streams never end by themselves: end them when shutdown begins.
+        let state = Arc::clone(&self.state);
+        let shutdown = async move {
+            shutdown.await;
+            state.console.close_streams();
+        };
         serve::serve(
             listener,
             self.router(),

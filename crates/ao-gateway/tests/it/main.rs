@@ -5,6 +5,7 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod adversary;
+mod console;
 mod http;
 mod limits;
 
