@@ -147,7 +147,7 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .nest("/admin", admin::router(&self.state))
-            .nest("/ui", ui::router(&self.state))
+            .merge(ui::router(&self.state))
             // The handler reads the body itself, with its own limit and timeout.
             .layer(DefaultBodyLimit::disable())
             .with_state(Arc::clone(&self.state))

@@ -78,7 +78,7 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
 
-/// The `/ui` routes. Without a configured admin token the console does not exist (404), like
+/// The `/ui` routes, with their full paths (so that `/ui/` is the console too). Without a configured admin token the console does not exist (404), like
 /// `/admin`.
 pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let api = admin::routes()
@@ -104,10 +104,11 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         read_body_in_time,
     ));
     Router::new()
-        .route("/", get(assets::index))
-        .route("/login", login)
-        .route("/assets/{file}", get(assets::asset))
-        .nest("/api", api)
+        .route("/ui", get(assets::index))
+        .route("/ui/", get(assets::index))
+        .route("/ui/login", login)
+        .route("/ui/assets/{file}", get(assets::asset))
+        .nest("/ui/api", api)
         .layer(middleware::map_response(security_headers))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(state),

@@ -84,6 +84,8 @@ async fn the_console_signs_in_with_the_admin_token_into_a_strict_http_only_cooki
         "{csp}"
     );
     assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let slash = client.get(gw.url("/ui/")).send().await.unwrap();
+    assert_eq!(slash.status().as_u16(), 200, "/ui/ is the console too");
     let script = client
         .get(gw.url("/ui/assets/app.js"))
         .send()
