@@ -10,7 +10,9 @@ use ao_sim::{Behavior, SimServer};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::{ADMIN_TOKEN, Running, SISYPHUS_KEY, start};
+use ao_gateway::GatewayOptions;
+
+use crate::{ADMIN_TOKEN, ORACLE_KEY, Running, SISYPHUS_KEY, serve_config, start};
 
 pub(crate) async fn sims() -> (SimServer, SimServer) {
     let reply = |content: &str| Behavior::Reply {
@@ -114,6 +116,17 @@ async fn the_console_signs_in_with_the_admin_token_into_a_strict_http_only_cooki
         .await
         .unwrap();
     assert_eq!(bearer.status().as_u16(), 401);
+    let agent = client
+        .get(gw.url("/ui/api/approvals"))
+        .bearer_auth(ORACLE_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        agent.status().as_u16(),
+        401,
+        "an agent's key opens nothing here"
+    );
 
     let wrong = client
         .post(gw.url("/ui/login"))
@@ -377,4 +390,36 @@ async fn the_pending_list_streams_its_changes_and_ends_with_the_session_or_the_g
     next_event(&mut stream, &mut buffer).await.unwrap();
     let stopped = tokio::time::timeout(Duration::from_secs(5), gw.stop()).await;
     assert!(stopped.is_ok(), "shutdown waited for the event stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_token_there_is_no_console() {
+    let (openai, _codex) = sims().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "data_dir = \"{}\"\ndefault_backend = \"openai\"\n\n[[backends]]\nprovider = \"openai\"\n\
+         model = \"gpt-4\"\nendpoint = \"{}\"\ncost_per_1k_input = 5\ncost_per_1k_output = 15\n\n[agents.oracle]\nautonomy = \"fully-autonomous\"\n",
+        dir.path().display(),
+        openai.url()
+    );
+    let gw = serve_config(
+        &text,
+        dir,
+        nostr::Keys::generate(),
+        GatewayOptions::default(),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    for path in ["/ui", "/ui/assets/app.js", "/ui/api/session"] {
+        let response = client.get(gw.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+    let login = client
+        .post(gw.url("/ui/login"))
+        .json(&json!({"token": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 404);
+    gw.stop().await;
 }

@@ -63,7 +63,9 @@ impl Browser {
                 "{test}: chromium and chromedriver are missing, and CI is set: the browser tests \
                  must run in CI (.ci/run installs Debian's chromium and chromium-driver)"
             );
-            eprintln!(
+            // Straight to the process's stderr: the test harness captures `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED {test}: no chromium/chromedriver on PATH. \
                  Install them: apt-get install chromium chromium-driver ***\n"
             );
