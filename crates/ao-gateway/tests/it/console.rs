@@ -397,10 +397,22 @@ async fn without_an_admin_token_there_is_no_console() {
     let (openai, _codex) = sims().await;
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "data_dir = \"{}\"\ndefault_backend = \"openai\"\n\n[[backends]]\nprovider = \"openai\"\n\
-         model = \"gpt-4\"\nendpoint = \"{}\"\ncost_per_1k_input = 5\ncost_per_1k_output = 15\n\n[agents.oracle]\nautonomy = \"fully-autonomous\"\n",
-        dir.path().display(),
-        openai.url()
+        r#"
+data_dir = "{dir}"
+default_backend = "openai"
+
+[[backends]]
+provider = "openai"
+model = "gpt-4"
+endpoint = "{endpoint}"
+cost_per_1k_input = 5
+cost_per_1k_output = 15
+
+[agents.oracle]
+autonomy = "fully-autonomous"
+"#,
+        dir = dir.path().display(),
+        endpoint = openai.url(),
     );
     let gw = serve_config(
         &text,
