@@ -19,7 +19,8 @@ function niceMax(value) {
 function label(start, width) {
   const date = new Date(start * 1000);
   if (width < 86400) return `${String(date.getHours()).padStart(2, '0')}:00`;
-  return date.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric' });
+  // A day is a UTC day, as budgets count it.
+  return date.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', timeZone: 'UTC' });
 }
 
 /**
@@ -72,6 +73,6 @@ export function spendChart(data) {
     ...names.map((name, series) => el('li', {},
       el('span', { class: `swatch s${series % 6}` }),
       el('span', { text: `${name} · ${sats(data.agents[name].reduce((a, b) => a + b, 0))}` }))),
-    el('li', { class: 'muted', text: `total ${sats(sum)}; the scale is in sats` }));
+    el('li', { class: 'muted', text: `total ${sats(sum)}; the scale is in sats${data.bucket_secs >= 86400 ? ', days are UTC days' : ''}` }));
   return el('figure', {}, chart, legend);
 }
