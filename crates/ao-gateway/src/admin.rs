@@ -25,18 +25,7 @@ use crate::errors::api_error;
 /// The admin routes, behind [`require_admin`]: a request without the admin token is answered
 /// before its body is read, and a body is at most [`MAX_ADMIN_BODY`].
 pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/agents", get(agents))
-        .route("/approvals", get(approvals))
-        .route("/approvals/signed", post(signed))
-        .route("/approvals/{id}/approve", post(approve))
-        .route("/approvals/{id}/reject", post(reject))
-        .route("/audit", get(audit::entries))
-        .route("/audit/verify", get(audit::verify))
-        .route("/audit/head", get(audit::head))
-        .route("/audit/checkpoint", post(audit::checkpoint))
-        .route("/keys", get(keys).post(create_key))
-        .route("/keys/{id}", delete(revoke_key))
+    routes()
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
         // Route layers run last-added first: the token is checked, then the body is read.
         .route_layer(middleware::from_fn_with_state(
@@ -49,9 +38,26 @@ pub(crate) fn router(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         ))
 }
 
+/// The admin routes with no authentication of their own: [`router`] puts them behind the admin
+/// token, the console (`crate::ui`) behind its session and CSRF token.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/agents", get(agents))
+        .route("/approvals", get(approvals))
+        .route("/approvals/signed", post(signed))
+        .route("/approvals/{id}/approve", post(approve))
+        .route("/approvals/{id}/reject", post(reject))
+        .route("/audit", get(audit::entries))
+        .route("/audit/verify", get(audit::verify))
+        .route("/audit/head", get(audit::head))
+        .route("/audit/checkpoint", post(audit::checkpoint))
+        .route("/keys", get(keys).post(create_key))
+        .route("/keys/{id}", delete(revoke_key))
+}
+
 /// Reads an admin request's body whole, within the client timeout and [`MAX_ADMIN_BODY`], before
 /// its handler runs: 408 for a body that trickles, 413 for one too large.
-async fn read_body_in_time(
+pub(crate) async fn read_body_in_time(
     State(state): State<Arc<AppState>>,
     request: axum::extract::Request,
     next: middleware::Next,
@@ -91,7 +97,7 @@ async fn read_body_in_time(
 }
 
 /// The largest body an `/admin` route reads: decisions, signed events and key requests are small.
-const MAX_ADMIN_BODY: usize = 64 * 1024;
+pub(crate) const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 /// 503: the clock cannot be read, so nothing can be dated.
 fn clock_unavailable(error: &ao_types::ClockError) -> Response {

@@ -11,6 +11,7 @@
 //!   verification.
 //! - `GET /metrics` (Prometheus text; with `metrics_token_sha256` set, only with that bearer
 //!   token) and `GET /healthz`.
+//! - `/ui`: the operator console in a browser, signed in with the admin token (see `ui.rs`).
 //!
 //! Costs and audit entries are counted in memory before the response leaves and written to the
 //! database in the background; [`Gateway::shutdown`] waits for them, so nothing reserved or spent
@@ -28,6 +29,7 @@ mod chat;
 mod errors;
 mod metrics;
 mod serve;
+mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +86,7 @@ pub(crate) struct AppState {
     pub(crate) options: GatewayOptions,
     pub(crate) models: Vec<String>,
     pub(crate) started: Instant,
+    pub(crate) console: ui::Console,
 }
 
 /// The gateway: an axum application over an orchestrator.
@@ -125,6 +128,7 @@ impl Gateway {
                 options,
                 models,
                 started: Instant::now(),
+                console: ui::Console::default(),
             }),
         }
     }
@@ -154,6 +158,7 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .merge(metrics)
             .nest("/admin", admin::router(&self.state))
+            .merge(ui::router(&self.state))
             // The handler reads the body itself, with its own limit and timeout.
             .layer(DefaultBodyLimit::disable())
             .with_state(Arc::clone(&self.state))
@@ -167,6 +172,12 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // The console's event streams never end by themselves: end them when shutdown begins.
+        let state = Arc::clone(&self.state);
+        let shutdown = async move {
+            shutdown.await;
+            state.console.close_streams();
+        };
         serve::serve(
             listener,
             self.router(),

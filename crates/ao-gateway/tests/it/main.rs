@@ -6,6 +6,7 @@
 
 mod adversary;
 mod audit;
+mod console;
 mod http;
 mod limits;
 mod metrics;
