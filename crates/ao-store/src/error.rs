@@ -129,6 +129,9 @@ pub enum StoreError {
     /// The writer thread is gone (it panicked or the store is shutting down).
     #[error("the database writer has stopped; reopen the store")]
     WriterStopped,
+    /// The PostgreSQL store could not do what was asked.
+    #[error(transparent)]
+    Postgres(#[from] crate::PgError),
     /// A lock was poisoned by a panic in another thread.
     #[error(
         "the database connection is unavailable after a panic in another thread; reopen the store"

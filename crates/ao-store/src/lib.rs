@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod any;
 mod api_keys;
 mod approvals;
 mod audit;
@@ -36,6 +37,7 @@ mod schema;
 mod store;
 mod verify;
 
+pub use any::Store;
 pub use api_keys::ApiKeyRow;
 pub use error::StoreError;
 pub use finding::{AuditedRow, Finding};

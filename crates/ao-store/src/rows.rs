@@ -96,13 +96,46 @@ fn event<T: Serialize>(
     })
 }
 
+/// The entry of cost record `detail.seq` of `agent`.
+pub(crate) fn cost_event(agent: &str, detail: &CostDetail<'_>) -> Result<AuditEvent, StoreError> {
+    event(detail.timestamp, COST_RECORDED, agent, detail)
+}
+
+/// The entry of a new API key of `agent`.
+pub(crate) fn key_created_event(
+    agent: &str,
+    detail: &KeyCreated,
+) -> Result<AuditEvent, StoreError> {
+    event(detail.created_at, KEY_CREATED, agent, detail)
+}
+
+/// The entry of the revocation of an API key of `agent`.
+pub(crate) fn key_revoked_event(
+    agent: &str,
+    detail: &KeyRevoked,
+) -> Result<AuditEvent, StoreError> {
+    event(detail.revoked_at, KEY_REVOKED, agent, detail)
+}
+
+/// The entry of a stored checkpoint.
+pub(crate) fn checkpoint_event(checkpoint: &Checkpoint) -> Result<AuditEvent, StoreError> {
+    let detail = CheckpointStored {
+        id: checkpoint.event.id.to_hex(),
+        seq: to_i64("checkpoints.seq", checkpoint.head.seq)?,
+        hash: checkpoint.head.hash.clone(),
+        signer: checkpoint.signer.to_hex(),
+    };
+    let created = to_i64("checkpoints.created_at", checkpoint.created_at)?;
+    event(created, CHECKPOINT_STORED, "", &detail)
+}
+
 /// Appends the entry of cost record `detail.seq` of `agent`, in the caller's transaction.
 pub(crate) fn audit_cost(
     conn: &Connection,
     agent: &str,
     detail: &CostDetail<'_>,
 ) -> Result<(), StoreError> {
-    append_in(conn, event(detail.timestamp, COST_RECORDED, agent, detail)?)?;
+    append_in(conn, cost_event(agent, detail)?)?;
     Ok(())
 }
 
@@ -112,7 +145,7 @@ pub(crate) fn audit_key_created(
     agent: &str,
     detail: &KeyCreated,
 ) -> Result<(), StoreError> {
-    append_in(conn, event(detail.created_at, KEY_CREATED, agent, detail)?)?;
+    append_in(conn, key_created_event(agent, detail)?)?;
     Ok(())
 }
 
@@ -122,7 +155,7 @@ pub(crate) fn audit_key_revoked(
     agent: &str,
     detail: &KeyRevoked,
 ) -> Result<(), StoreError> {
-    append_in(conn, event(detail.revoked_at, KEY_REVOKED, agent, detail)?)?;
+    append_in(conn, key_revoked_event(agent, detail)?)?;
     Ok(())
 }
 
@@ -131,14 +164,7 @@ pub(crate) fn audit_checkpoint(
     conn: &Connection,
     checkpoint: &Checkpoint,
 ) -> Result<(), StoreError> {
-    let detail = CheckpointStored {
-        id: checkpoint.event.id.to_hex(),
-        seq: to_i64("checkpoints.seq", checkpoint.head.seq)?,
-        hash: checkpoint.head.hash.clone(),
-        signer: checkpoint.signer.to_hex(),
-    };
-    let created = to_i64("checkpoints.created_at", checkpoint.created_at)?;
-    append_in(conn, event(created, CHECKPOINT_STORED, "", &detail)?)?;
+    append_in(conn, checkpoint_event(checkpoint)?)?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use ao_approvals::{ApprovalRecord, ApprovalStore, ApprovalStoreError};
 use ao_audit::{AuditEntry, AuditEvent};
 
 use super::PgStore;
-use super::audit::append_in;
+use super::chain::append_in;
 use super::error::{PgError, int};
 
 /// The channel decisions are announced on.

@@ -1,17 +1,14 @@
-//! The audit log on PostgreSQL: one hash chain, appended by any number of gateways at once.
-//! Appends take a transaction-scoped advisory lock, read the head and insert after it, so
-//! concurrent writers queue and the chain never forks.
+//! The audit log on PostgreSQL: `ao_audit::AuditLog` for [`PgStore`]. Appends go through the
+//! writer (many per transaction, `writer.rs`), chained under the chain's lock (`chain.rs`).
 
-use ao_audit::{AuditEntry, AuditError, AuditEvent, AuditLog};
+use ao_audit::{AuditEntry, AuditError, AuditEvent, AuditLog, BrokenLink};
 use tokio_postgres::Row;
 
 use super::PgStore;
-use super::error::{PgError, int, uint};
+use super::error::{PgError, uint};
+use super::writer::{Done, Job};
 
-/// The advisory lock key the chain's head is taken under: `AOA1` as an integer.
-const CHAIN_LOCK: i64 = 0x414F_4131;
-
-fn entry(row: &Row) -> Result<AuditEntry, PgError> {
+pub(crate) fn entry(row: &Row) -> Result<AuditEntry, PgError> {
     Ok(AuditEntry {
         seq: uint("audit_log.seq", row.try_get(0)?)?,
         timestamp: uint("audit_log.timestamp", row.try_get(1)?)?,
@@ -23,66 +20,52 @@ fn entry(row: &Row) -> Result<AuditEntry, PgError> {
     })
 }
 
-/// Appends `event` after the chain's head inside the caller's transaction.
-pub(crate) async fn append_in(
-    tx: &deadpool_postgres::Transaction<'_>,
-    event: AuditEvent,
-) -> Result<AuditEntry, PgError> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
-        .await?;
-    let last = tx
-        .query_opt(
+/// Up to `limit` entries from `from_seq` on, in order.
+pub(crate) async fn entries_in(
+    client: &impl deadpool_postgres::GenericClient,
+    from_seq: u64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, PgError> {
+    let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    client
+        .query(
             "SELECT seq, timestamp, kind, agent, detail, prev_hash, hash
-             FROM audit_log ORDER BY seq DESC LIMIT 1",
-            &[],
+             FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
+            &[&from, &limit],
         )
         .await?
-        .map(|row| entry(&row))
-        .transpose()?;
-    let next = AuditEntry::next(last.as_ref(), event);
-    tx.execute(
-        "INSERT INTO audit_log (seq, timestamp, kind, agent, detail, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &int("audit_log.seq", next.seq)?,
-            &int("audit_log.timestamp", next.timestamp)?,
-            &next.kind,
-            &next.agent,
-            &next.detail,
-            &next.prev_hash,
-            &next.hash,
-        ],
-    )
-    .await?;
-    Ok(next)
+        .iter()
+        .map(entry)
+        .collect()
 }
 
 impl AuditLog for PgStore {
     fn append(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
-        self.call(move |mut client| async move {
-            let tx = client.transaction().await?;
-            let entry = append_in(&tx, event).await?;
-            tx.commit().await?;
-            Ok(entry)
-        })
-        .map_err(AuditError::write)
+        match self.submit_blocking(Job::Append(event)) {
+            Ok(Done::Appended(entry)) => Ok(entry),
+            Ok(Done::Settled(_)) => Err(AuditError::write(PgError::WorkerStopped)),
+            Err(error) => Err(AuditError::write(error)),
+        }
     }
 
     fn entries(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, AuditError> {
-        let from = i64::try_from(from_seq).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.call(move |client| async move {
-            client
-                .query(
-                    "SELECT seq, timestamp, kind, agent, detail, prev_hash, hash
-                     FROM audit_log WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                    &[&from, &limit],
-                )
-                .await?
-                .iter()
-                .map(entry)
-                .collect()
+        self.call(move |client| async move { entries_in(&client, from_seq, limit).await })
+            .map_err(AuditError::read)
+    }
+
+    /// Checks the chain and every row it vouches for ([`PgStore::audit_report`]), and reports
+    /// the first thing wrong, as the SQLite store does.
+    fn verify(&self) -> Result<Result<u64, BrokenLink>, AuditError> {
+        let report = self.audit_report().map_err(AuditError::read)?;
+        Ok(match report.findings.first() {
+            None => Ok(report.entries),
+            Some(finding) => Err(BrokenLink {
+                seq: finding
+                    .entry()
+                    .unwrap_or_else(|| report.entries.saturating_add(1)),
+                reason: finding.to_string(),
+            }),
         })
-        .map_err(AuditError::read)
     }
 }

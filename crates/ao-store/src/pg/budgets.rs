@@ -16,10 +16,11 @@ use ao_budget::{
     BudgetConfig, BudgetError, BudgetStatus, CostRecord, Hold, LedgerError, Limits, status_of,
 };
 use ao_types::{BackendProvider, TokenUsage, utc_day_end};
-use tokio_postgres::types::ToSql;
 
 use super::PgStore;
+use super::chain::Chain;
 use super::error::{PgError, int, uint};
+use super::writer::{Done, Job, Settle, cost_entry, settle_in};
 
 /// A reservation held in the shared budget: the id of its hold.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -135,11 +136,8 @@ impl SharedBudgets {
         hold: &SharedHold,
         record: Option<&CostRecord>,
     ) -> Result<bool, BudgetError> {
-        let settle = Settle::new(hold, record)?;
-        self.store
-            .run(move |client| async move { settle.execute(&client).await })
-            .await
-            .map_err(unreachable)
+        let settle = settle_of(hold, record)?;
+        settled(self.store.submit(Job::Settle(settle)).await)
     }
 
     /// [`settle`](SharedBudgets::settle) for a blocking thread.
@@ -148,10 +146,8 @@ impl SharedBudgets {
         hold: &SharedHold,
         record: Option<&CostRecord>,
     ) -> Result<bool, BudgetError> {
-        let settle = Settle::new(hold, record)?;
-        self.store
-            .call(move |client| async move { settle.execute(&client).await })
-            .map_err(unreachable)
+        let settle = settle_of(hold, record)?;
+        settled(self.store.submit_blocking(Job::Settle(settle)))
     }
 
     /// Extends hold `hold`'s lease by a full lease from now (the database's clock).
@@ -181,6 +177,8 @@ impl SharedBudgets {
         self.store
             .run(|mut client| async move {
                 let tx = client.transaction().await?;
+                // The chain's lock before the holds' rows: the writer's lock order.
+                let mut chain = Chain::lock(&tx).await?;
                 let rows = tx
                     .query(
                         "SELECT id, agent, backend, input_tokens, output_tokens, cost_sats,
@@ -191,7 +189,8 @@ impl SharedBudgets {
                         &[],
                     )
                     .await?;
-                let mut recovered = Vec::with_capacity(rows.len());
+                let mut holds = Vec::with_capacity(rows.len());
+                let mut settles = Vec::with_capacity(rows.len());
                 for row in &rows {
                     let hold = Hold {
                         id: row.try_get(0)?,
@@ -205,19 +204,28 @@ impl SharedBudgets {
                         cost_sats: uint("cost", row.try_get(5)?)?,
                         created_at: uint("created_at", row.try_get(6)?)?,
                     };
-                    let params: [&(dyn ToSql + Sync); 7] = [
-                        &hold.id,
-                        &true,
-                        &row.try_get::<_, &str>(2)?,
-                        &row.try_get::<_, i64>(3)?,
-                        &row.try_get::<_, i64>(4)?,
-                        &row.try_get::<_, i64>(5)?,
-                        &row.try_get::<_, i64>(6)?,
-                    ];
-                    tx.execute("SELECT ao_settle($1, $2, $3, $4, $5, $6, $7)", &params)
-                        .await?;
-                    recovered.push(hold);
+                    settles.push(Settle {
+                        id: hold.id.clone(),
+                        agent: hold.agent_name.clone(),
+                        charge: true,
+                        backend: hold.backend.as_str(),
+                        input: row.try_get(3)?,
+                        output: row.try_get(4)?,
+                        cost: row.try_get(5)?,
+                        timestamp: row.try_get(6)?,
+                    });
+                    holds.push(hold);
                 }
+                let refs: Vec<&Settle> = settles.iter().collect();
+                let seqs = settle_in(&tx, &refs).await?;
+                let mut recovered = Vec::with_capacity(holds.len());
+                for ((hold, settle), seq) in holds.into_iter().zip(&settles).zip(seqs) {
+                    if let Some(seq) = seq.filter(|seq| *seq > 0) {
+                        chain.push(cost_entry(settle, seq)?);
+                        recovered.push(hold);
+                    }
+                }
+                chain.write(&tx).await?;
                 tx.commit().await?;
                 Ok(recovered)
             })
@@ -263,56 +271,35 @@ impl SharedBudgets {
     }
 }
 
-/// The parameters of one `ao_settle` call.
-struct Settle {
-    id: String,
-    charge: bool,
-    backend: &'static str,
-    input: i64,
-    output: i64,
-    cost: i64,
-    timestamp: i64,
+/// The `ao_settle` call that ends `hold`: charging `record`, or releasing it with `None`.
+fn settle_of(hold: &SharedHold, record: Option<&CostRecord>) -> Result<Settle, BudgetError> {
+    let (agent, backend, input, output, cost, timestamp) = match record {
+        Some(r) => (
+            r.agent_name.clone(),
+            r.backend.as_str(),
+            int("input", r.input_tokens).map_err(unreachable)?,
+            int("output", r.output_tokens).map_err(unreachable)?,
+            int("cost", r.cost_sats).map_err(unreachable)?,
+            int("timestamp", r.timestamp).map_err(unreachable)?,
+        ),
+        None => (String::new(), "local", 0, 0, 0, 0),
+    };
+    Ok(Settle {
+        id: hold.0.clone(),
+        agent,
+        charge: record.is_some(),
+        backend,
+        input,
+        output,
+        cost,
+        timestamp,
+    })
 }
 
-impl Settle {
-    fn new(hold: &SharedHold, record: Option<&CostRecord>) -> Result<Self, BudgetError> {
-        let (backend, input, output, cost, timestamp) = match record {
-            Some(r) => (
-                r.backend.as_str(),
-                int("input", r.input_tokens).map_err(unreachable)?,
-                int("output", r.output_tokens).map_err(unreachable)?,
-                int("cost", r.cost_sats).map_err(unreachable)?,
-                int("timestamp", r.timestamp).map_err(unreachable)?,
-            ),
-            None => ("local", 0, 0, 0, 0),
-        };
-        Ok(Self {
-            id: hold.0.clone(),
-            charge: record.is_some(),
-            backend,
-            input,
-            output,
-            cost,
-            timestamp,
-        })
-    }
-
-    async fn execute(&self, client: &deadpool_postgres::Object) -> Result<bool, PgError> {
-        let row = client
-            .query_one(
-                "SELECT ao_settle($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &self.id,
-                    &self.charge,
-                    &self.backend,
-                    &self.input,
-                    &self.output,
-                    &self.cost,
-                    &self.timestamp,
-                ],
-            )
-            .await?;
-        Ok(row.try_get::<_, bool>(0)?)
+fn settled(done: Result<Done, PgError>) -> Result<bool, BudgetError> {
+    match done.map_err(unreachable)? {
+        Done::Settled(settled) => Ok(settled),
+        Done::Appended(_) => Err(unreachable(PgError::WorkerStopped)),
     }
 }
 

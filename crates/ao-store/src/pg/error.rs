@@ -74,12 +74,37 @@ pub enum PgError {
     /// The store's thread has stopped.
     #[error("the PostgreSQL store has stopped")]
     WorkerStopped,
+    /// An audit entry could not be made for a row.
+    #[error("an audit entry could not be made")]
+    Entry(#[source] Box<crate::StoreError>),
+    /// A checkpoint does not match this database's audit log.
+    #[error("the checkpoint does not match this database's audit log")]
+    Checkpoint(#[source] ao_audit::CheckpointMismatch),
+    /// The connection was lost while a batch of writes was committing: it may or may not have
+    /// committed. A hold that was not settled is charged at its estimate after its lease.
+    #[error(
+        "the connection to PostgreSQL was lost while writing; the write may not have happened ({reason})"
+    )]
+    Lost {
+        /// What the driver said.
+        reason: String,
+    },
+    /// A batch of writes this one was committed with failed; nothing in it was written (unless
+    /// the error says the connection was lost).
+    #[error(transparent)]
+    Batch(std::sync::Arc<PgError>),
     /// The pool could not be set up.
     #[error("cannot set up the connection pool: {reason}")]
     Setup {
         /// Why.
         reason: String,
     },
+}
+
+impl From<crate::StoreError> for PgError {
+    fn from(error: crate::StoreError) -> Self {
+        PgError::Entry(Box::new(error))
+    }
 }
 
 impl PgError {
@@ -93,8 +118,9 @@ impl PgError {
     /// Whether the database could not be reached (as opposed to refusing a statement).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            PgError::Unavailable { .. } | PgError::WorkerStopped => true,
+            PgError::Unavailable { .. } | PgError::WorkerStopped | PgError::Lost { .. } => true,
             PgError::Query(e) => e.is_closed() || e.as_db_error().is_none(),
+            PgError::Batch(e) => e.is_unavailable(),
             _ => false,
         }
     }

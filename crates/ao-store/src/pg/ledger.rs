@@ -1,12 +1,17 @@
 //! The cost ledger and write-ahead holds on PostgreSQL: `ao_budget::Ledger` for [`PgStore`].
+//! Every record is written with its audit entry, in the same transaction.
 
 use ao_budget::{CostRecord, Hold, Ledger, LedgerError};
 use ao_types::BackendProvider;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use std::borrow::Cow;
+
 use super::PgStore;
+use super::chain::Chain;
 use super::error::{PgError, int, uint};
+use crate::rows::{CostDetail, cost_event};
 
 fn backend(name: &str) -> Result<BackendProvider, PgError> {
     name.parse().map_err(|_| PgError::OutOfRange {
@@ -57,21 +62,35 @@ pub(crate) fn record_rows(records: &[CostRecord]) -> Result<Vec<RecordRow>, PgEr
         .collect()
 }
 
-/// Inserts `rows` into `cost_records` inside the caller's transaction.
+/// Inserts `rows` into `cost_records` inside the caller's transaction, each with the audit
+/// entry that vouches for it, chained on `chain`.
 pub(crate) async fn insert_records(
     tx: &deadpool_postgres::Transaction<'_>,
+    chain: &mut Chain,
     rows: &[RecordRow],
 ) -> Result<(), PgError> {
     let insert = tx
         .prepare_cached(
             "INSERT INTO cost_records
              (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
         )
         .await?;
     for row in rows {
-        tx.execute(&insert, &[&row.0, &row.1, &row.2, &row.3, &row.4, &row.5])
-            .await?;
+        let seq: i64 = tx
+            .query_one(&insert, &[&row.0, &row.1, &row.2, &row.3, &row.4, &row.5])
+            .await?
+            .try_get(0)?;
+        let detail = CostDetail {
+            seq,
+            backend: Cow::Borrowed(row.1),
+            input_tokens: row.2,
+            output_tokens: row.3,
+            cost_sats: row.4,
+            timestamp: row.5,
+            adopted: false,
+        };
+        chain.push(cost_event(&row.0, &detail)?);
     }
     Ok(())
 }
@@ -161,11 +180,14 @@ impl Ledger for PgStore {
         let ids = ids.to_vec();
         self.call(move |mut client| async move {
             let tx = client.transaction().await?;
+            // The chain's lock first: the writer's lock order.
+            let mut chain = Chain::lock(&tx).await?;
             if !ids.is_empty() {
                 tx.execute("DELETE FROM holds WHERE id = ANY($1)", &[&ids])
                     .await?;
             }
-            insert_records(&tx, &rows).await?;
+            insert_records(&tx, &mut chain, &rows).await?;
+            chain.write(&tx).await?;
             tx.commit().await?;
             Ok(())
         })

@@ -14,22 +14,27 @@ mod api_keys;
 mod approvals;
 mod audit;
 mod budgets;
+mod chain;
+mod checkpoints;
 mod error;
 mod ledger;
 mod runtime;
 mod schema;
 mod scratch;
+mod writer;
 
 use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolConfig, Timeouts};
 
+pub use api_keys::KEYS_CHANNEL;
 pub use approvals::APPROVALS_CHANNEL;
 pub use budgets::{SharedBudgets, SharedHold, SharedSpend};
 pub use error::PgError;
 use runtime::Worker;
 pub use scratch::{ScratchSchema, test_server_url};
+use writer::{Done, Job, Writer};
 
 /// How a [`PgStore`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +62,7 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: Pool,
     worker: Worker,
+    writer: Writer,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -91,7 +97,12 @@ impl PgStore {
             .map_err(|e| PgError::Setup {
                 reason: e.to_string(),
             })?;
-        let store = Self { pool, worker };
+        let writer = Writer::start(worker.handle(), pool.clone());
+        let store = Self {
+            pool,
+            worker,
+            writer,
+        };
         let pool = store.pool.clone();
         store.block_on(async move { schema::migrate(&pool).await })?;
         Ok(store)
@@ -133,6 +144,17 @@ impl PgStore {
         work: impl Future<Output = Result<T, PgError>> + Send + 'static,
     ) -> Result<T, PgError> {
         self.worker.block_on(work)
+    }
+
+    /// Queues `job` for the writer (committed with others in one transaction) and waits for it.
+    pub(crate) async fn submit(&self, job: Job) -> Result<Done, PgError> {
+        self.writer.submit(job).await
+    }
+
+    /// [`submit`](PgStore::submit) for synchronous callers.
+    pub(crate) fn submit_blocking(&self, job: Job) -> Result<Done, PgError> {
+        let writer = self.writer.clone();
+        self.block_on(async move { writer.submit(job).await })
     }
 
     /// Checks that the database answers now.

@@ -62,6 +62,11 @@ impl Worker {
         })
     }
 
+    /// The worker's runtime.
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Runs `work` on the worker and awaits it from any runtime.
     pub(crate) async fn spawn<T: Send + 'static>(
         &self,

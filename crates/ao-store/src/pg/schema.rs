@@ -52,6 +52,14 @@ const MIGRATIONS: &[&str] = &[
         sha256 TEXT NOT NULL UNIQUE,
         created_at BIGINT NOT NULL,
         revoked_at BIGINT
+    );
+    CREATE TABLE checkpoints (
+        id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        signer TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        event TEXT NOT NULL
     );",
     // 2: budgets shared by every gateway on the database: one row per agent and window (its UTC
     // day, its session), reserved and spent, locked for each reservation; holds carry the
@@ -122,18 +130,20 @@ const MIGRATIONS: &[&str] = &[
     END $$;
 
     -- Ends hold `p_hold`: its reservation leaves the windows, and the cost (if any) is spent and
-    -- recorded. FALSE if the hold is gone (settled, released, or charged after its lease ran
-    -- out): nothing is charged twice.
+    -- recorded. Returns the cost record's seq when charged, 0 when released, and NULL if the
+    -- hold is gone (settled, released, or charged after its lease ran out): nothing is charged
+    -- twice. The caller writes the cost record's audit entry in the same transaction.
     CREATE FUNCTION ao_settle(
         p_hold TEXT, p_charge BOOLEAN, p_backend TEXT, p_input BIGINT, p_output BIGINT,
         p_cost BIGINT, p_timestamp BIGINT
-    ) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+    ) RETURNS BIGINT LANGUAGE plpgsql AS $$
     DECLARE
         h holds;
+        recorded BIGINT := 0;
     BEGIN
         DELETE FROM holds WHERE id = p_hold RETURNING * INTO h;
         IF NOT FOUND THEN
-            RETURN FALSE;
+            RETURN NULL;
         END IF;
         UPDATE budget_windows SET
             reserved_sats = GREATEST(reserved_sats - h.cost_sats, 0),
@@ -145,9 +155,10 @@ const MIGRATIONS: &[&str] = &[
         IF p_charge THEN
             INSERT INTO cost_records
                 (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
-                VALUES (h.agent, p_backend, p_input, p_output, p_cost, p_timestamp);
+                VALUES (h.agent, p_backend, p_input, p_output, p_cost, p_timestamp)
+                RETURNING seq INTO recorded;
         END IF;
-        RETURN TRUE;
+        RETURN recorded;
     END $$;"#,
 ];
 

@@ -41,6 +41,12 @@ impl ScratchSchema {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Runs `sql` in this schema directly, behind every store's back (as an agent with the
+    /// database's password would).
+    pub fn execute(&self, sql: &str) -> Result<(), PgError> {
+        execute(&self.url, sql.to_owned())
+    }
 }
 
 impl Drop for ScratchSchema {

@@ -8,6 +8,7 @@ mod approvals;
 mod audit;
 mod ledger;
 mod pg;
+mod pg_audit;
 mod tracker;
 
 use std::path::PathBuf;
