@@ -530,6 +530,26 @@ impl SolverAgentCoordinator {
         }
     }
 
+    /// Takes up what another process stored for request `id` (a request filed or decided through
+    /// another gateway on the same database, or with the CLI): only what verifies under the
+    /// policy in force, only moving forward, and whoever waits on it wakes. A request of
+    /// another agent, or one the store does not have, changes nothing.
+    pub fn take_up(&self, id: &str) -> Result<(), ApprovalError> {
+        self.refresh(id)
+    }
+
+    /// [`take_up`](SolverAgentCoordinator::take_up) for every request of this agent that is
+    /// still open in the store: after announcements may have been missed.
+    pub fn take_up_all(&self) -> Result<(), ApprovalError> {
+        let now = self.clock.now()?;
+        for record in self.store.load_agent(&self.identity.name)? {
+            if !record.is_settled_at(now, self.usable_for_secs) {
+                self.refresh(record.id())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the audit log's hash chain: `Ok(Ok(n))` for a sound chain of `n` entries,
     /// `Ok(Err(link))` for the first broken link.
     pub fn verify_audit_log(&self) -> Result<Result<u64, BrokenLink>, ApprovalError> {

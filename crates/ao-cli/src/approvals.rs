@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use agent_orchestrator::approvals::{
     ApprovalRecord, ApprovalStatus, ApprovalStore, Verdict, build_decision_event,
 };
-use agent_orchestrator::store::SqliteStore;
+use agent_orchestrator::store::Store;
 use agent_orchestrator::types::{Clock, SystemClock};
 use clap::Subcommand;
 
@@ -16,8 +16,8 @@ use crate::secrets::read_keys;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The database file.
-    #[arg(long, env = "AO_DB", value_name = "FILE")]
+    /// The database: a SQLite file, or a PostgreSQL URL (`postgres://...`).
+    #[arg(long, env = "AO_DB", value_name = "FILE|URL")]
     db: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -58,10 +58,7 @@ struct Decide {
 }
 
 pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
-    if !args.db.exists() {
-        return Err(CliError::NoDatabase(args.db));
-    }
-    let store = SqliteStore::open(&args.db)?;
+    let store = crate::audit::open(&args.db)?;
     match args.command {
         Command::List { all } => list(&store, all),
         Command::Approve(d) => decide(&store, d, Verdict::Approve),
@@ -74,7 +71,7 @@ fn time(unix: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
-fn list(store: &SqliteStore, all: bool) -> Result<ExitCode, CliError> {
+fn list(store: &Store, all: bool) -> Result<ExitCode, CliError> {
     let now = SystemClock.now()?;
     let records = store.load_all()?;
     let shown: Vec<&ApprovalRecord> = records
@@ -111,7 +108,7 @@ fn list(store: &SqliteStore, all: bool) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn decide(store: &SqliteStore, d: Decide, verdict: Verdict) -> Result<ExitCode, CliError> {
+fn decide(store: &Store, d: Decide, verdict: Verdict) -> Result<ExitCode, CliError> {
     let now = SystemClock.now()?;
     let mut record = store
         .load(&d.id)?
@@ -149,7 +146,7 @@ fn decide(store: &SqliteStore, d: Decide, verdict: Verdict) -> Result<ExitCode, 
 }
 
 /// The chain and every row it vouches for, as `ao audit verify` checks them.
-fn verify_log(store: &SqliteStore) -> Result<ExitCode, CliError> {
+fn verify_log(store: &Store) -> Result<ExitCode, CliError> {
     let report = store.audit_report()?;
     Ok(if crate::audit::print_report(&report) {
         ExitCode::SUCCESS

@@ -10,7 +10,7 @@ use agent_orchestrator::audit::{
     sign_checkpoint,
 };
 use agent_orchestrator::identity::parse_public_key;
-use agent_orchestrator::store::{AuditReport, SqliteStore};
+use agent_orchestrator::store::{AuditReport, PgOptions, PgStore, SqliteStore, Store, StoreError};
 use agent_orchestrator::types::{Clock, SystemClock};
 use clap::Subcommand;
 use nostr::{JsonUtil, PublicKey, ToBech32};
@@ -38,11 +38,12 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct CheckpointArgs {
-    /// The database file, whose log is verified before its head is signed.
+    /// The database (a SQLite file or a `postgres://` URL), whose log is verified before its
+    /// head is signed.
     #[arg(
         long,
         env = "AO_DB",
-        value_name = "FILE",
+        value_name = "FILE|URL",
         conflicts_with = "head",
         required_unless_present = "head"
     )]
@@ -61,8 +62,8 @@ struct CheckpointArgs {
 
 #[derive(Debug, clap::Args)]
 struct VerifyArgs {
-    /// The database file.
-    #[arg(long, env = "AO_DB", value_name = "FILE")]
+    /// The database: a SQLite file, or a PostgreSQL URL (`postgres://...`).
+    #[arg(long, env = "AO_DB", value_name = "FILE|URL")]
     db: PathBuf,
     /// A checkpoint event (JSON) kept outside the database: the log must still hold the entry it
     /// signed, with the hash it signed.
@@ -88,12 +89,36 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, CliError> {
     }
 }
 
-/// Opens an existing database.
-pub(crate) fn open(db: &Path) -> Result<SqliteStore, CliError> {
+/// `db` as it may be printed: a URL without its password.
+pub(crate) fn shown(db: &Path) -> String {
+    let text = db.display().to_string();
+    match (text.find("://"), text.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &text[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &text[..scheme + 3], &text[at..])
+                }
+                None => text,
+            }
+        }
+        _ => text,
+    }
+}
+
+/// Opens an existing database: a SQLite file, or PostgreSQL when `db` is a `postgres://` URL.
+pub(crate) fn open(db: &Path) -> Result<Store, CliError> {
+    if let Some(url) = db
+        .to_str()
+        .filter(|d| d.starts_with("postgres://") || d.starts_with("postgresql://"))
+    {
+        let store = PgStore::connect(url, PgOptions::default()).map_err(StoreError::from)?;
+        return Ok(store.into());
+    }
     if !db.exists() {
         return Err(CliError::NoDatabase(db.to_owned()));
     }
-    Ok(SqliteStore::open(db)?)
+    Ok(SqliteStore::open(db)?.into())
 }
 
 fn time(unix: u64) -> String {
@@ -158,7 +183,7 @@ fn checkpoint(args: CheckpointArgs) -> Result<ExitCode, CliError> {
     eprintln!(
         "checkpoint of entry {} stored in {}; keep this event where the database is not (a relay, another machine):",
         head.seq,
-        db.display()
+        shown(db)
     );
     println!("{}", event.as_json());
     Ok(ExitCode::SUCCESS)
@@ -238,7 +263,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
 
 /// Checks a checkpoint kept outside the database; prints what it found.
 fn check_kept(
-    store: &SqliteStore,
+    store: &Store,
     path: &Path,
     checkpoint: &Checkpoint,
     operator: Option<PublicKey>,

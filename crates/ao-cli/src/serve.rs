@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use agent_orchestrator::Config;
 use agent_orchestrator::Orchestrator;
-use agent_orchestrator::store::{ApiKeyRow, SqliteStore};
+use agent_orchestrator::store::pg::KEYS_CHANNEL;
+use agent_orchestrator::store::{ApiKeyRow, PgOptions, PgStore, SqliteStore, Store, StoreError};
 use agent_orchestrator::types::{Clock, Report, SystemClock};
 use ao_gateway::{ConnectionLimits, Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
 use ao_sim::{Behavior, SimServer};
@@ -312,7 +313,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         );
         _sim = sim;
     }
-    let (orchestrator, store): (Orchestrator, SqliteStore) =
+    let (orchestrator, store): (Orchestrator, Store) =
         Orchestrator::from_config(&config).map_err(CliError::Start)?;
     let keys = KeyRing::load(&config, &store)?;
     let options = gateway_options(&config);
@@ -322,6 +323,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         addr: listen.clone(),
         source,
     };
+    let shutdown = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(bind_error)?;
@@ -337,26 +339,42 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
             key_file.display()
         );
     }
-    // Revocations made with `ao keys revoke` reach the running gateway within seconds.
-    let reload = {
-        let (keys, store, config) = (keys.clone(), store.clone(), config.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tick.tick().await;
-                if let Err(error) = keys.reload(&config, &store) {
-                    tracing::error!(error = %Report::new(&error), "cannot reload API keys");
-                }
-            }
-        })
-    };
+    let reload = follow_keys(&keys, &store, &config);
     gateway
-        .serve(listener, shutdown_signal())
+        .serve(listener, shutdown)
         .await
         .map_err(CliError::Serve)?;
     reload.abort();
     println!("gateway stopped; every cost and audit entry is written");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps the gateway's keys current: a key created or revoked elsewhere (`ao keys`, another
+/// gateway's admin API) is read within a second; on PostgreSQL, at once, when the gateway that
+/// changed it announces it.
+fn follow_keys(keys: &KeyRing, store: &Store, config: &Config) -> tokio::task::JoinHandle<()> {
+    let (keys, store, config) = (keys.clone(), store.clone(), config.clone());
+    let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let listener = store.postgres().map(|pg| {
+        pg.listen(KEYS_CHANNEL, move |_| {
+            let _ = wake.send(());
+        })
+    });
+    tokio::spawn(async move {
+        let _listener = listener;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(()) = woken.recv() => {}
+            }
+            let (keys, store, config) = (keys.clone(), store.clone(), config.clone());
+            let reloaded = tokio::task::spawn_blocking(move || keys.reload(&config, &store)).await;
+            if let Ok(Err(error)) = reloaded {
+                tracing::error!(error = %Report::new(&error), "cannot reload API keys");
+            }
+        }
+    })
 }
 
 /// The gateway's options from the `[server]` section.
@@ -377,33 +395,53 @@ fn gateway_options(config: &Config) -> GatewayOptions {
     }
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or Ctrl-C. The handlers are installed when this is called (before the gateway says
+/// it listens), not when the future is first polled: a signal sent at once is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let term = async {
+            match term {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            () = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        eprintln!("shutting down: finishing requests in flight");
     }
-    eprintln!("shutting down: finishing requests in flight");
+}
+
+/// The database `config` names: PostgreSQL for a URL (or `$AO_DATABASE_URL`), else its SQLite
+/// file.
+fn open_configured(config: &Config) -> Result<Store, CliError> {
+    match config.database_url() {
+        Some(url) => {
+            let options = PgOptions {
+                max_connections: 2,
+                ..PgOptions::default()
+            };
+            Ok(PgStore::connect(&url, options)
+                .map_err(StoreError::from)?
+                .into())
+        }
+        None => Ok(SqliteStore::open(config.database_path())?.into()),
+    }
 }
 
 pub(crate) fn keys(args: KeysArgs) -> Result<ExitCode, CliError> {
     let path = args.config.unwrap_or_else(default_config_path);
     let config = Config::load(&path)?;
-    let store = SqliteStore::open(config.database_path())?;
+    let store = open_configured(&config)?;
     // A clock that cannot be read is an error, not a key dated 1970.
     let now = SystemClock.now()?;
     match args.command {

@@ -150,29 +150,42 @@ fn coordinator_of<'a>(state: &'a AppState, id: &str) -> Option<&'a Arc<SolverAge
         .find(|c| c.record(id).is_some())
 }
 
-/// Each agent's budgets and spend, in a stable shape (see [`budget_status`]).
+/// Every agent's spend today, by name, wherever budgets are kept (read from the database when
+/// they are shared): one figure that cannot be read fails the whole list.
+pub(crate) async fn spends(
+    orchestrator: &ao_orchestrator::Orchestrator,
+) -> Result<Vec<(String, ao_orchestrator::Spend)>, ao_orchestrator::OrchestratorError> {
+    let mut names: Vec<String> = orchestrator.agent_names().map(str::to_owned).collect();
+    names.sort_unstable();
+    let mut list = Vec::with_capacity(names.len());
+    for name in names {
+        let spend = orchestrator.spend(&name).await?;
+        list.push((name, spend));
+    }
+    Ok(list)
+}
+
+/// Each agent's budgets and spend, in a stable shape (see [`budget_status`]); 503 when a figure
+/// cannot be read (the shared database is away, say).
 async fn agents(State(state): State<Arc<AppState>>) -> Response {
-    let now = match state.orchestrator.clock().now() {
-        Ok(now) => now,
-        Err(e) => return clock_unavailable(&e),
+    let spends = match spends(&state.orchestrator).await {
+        Ok(spends) => spends,
+        Err(e) => return unavailable("budget_unavailable", &e),
     };
     let tracker = state.orchestrator.tracker();
-    let mut names: Vec<&str> = state.orchestrator.agent_names().collect();
-    names.sort_unstable();
-    let list: Vec<Value> = names
+    let list: Vec<Value> = spends
         .into_iter()
-        .map(|name| {
-            let budget = tracker.budget_for(name);
+        .map(|(name, spend)| {
+            let budget = tracker.budget_for(&name);
             let autonomy = state
                 .orchestrator
-                .coordinator(name)
+                .coordinator(&name)
                 .map(|c| c.identity().autonomy_level.as_str());
             let backend = state
                 .orchestrator
                 .router()
-                .get_backend(name)
+                .get_backend(&name)
                 .map(|b| b.provider.as_str());
-            let status = tracker.check_budget(name, ao_types::utc_day_start(now));
             json!({
                 "agent": name,
                 "autonomy": autonomy,
@@ -180,10 +193,10 @@ async fn agents(State(state): State<Arc<AppState>>) -> Response {
                 "daily_limit_sats": budget.daily_limit_sats,
                 "session_limit_sats": budget.session_limit_sats,
                 "warn_threshold_pct": budget.warn_threshold_pct,
-                "spent_today_sats": tracker.daily_total(name),
-                "tokens_today": tracker.daily_tokens(name).ok(),
-                "outstanding_reservations": tracker.outstanding_reservations(name).ok(),
-                "budget_status": budget_status(status),
+                "spent_today_sats": spend.sats,
+                "tokens_today": spend.tokens,
+                "outstanding_reservations": spend.outstanding,
+                "budget_status": budget_status(spend.status),
             })
         })
         .collect();

@@ -90,7 +90,7 @@ impl KeyRing {
     /// The keys of `config` (each agent's `api_key_sha256`) and the live keys in `store`.
     pub fn load(
         config: &ao_orchestrator::Config,
-        store: &ao_store::SqliteStore,
+        store: &ao_store::Store,
     ) -> Result<Self, ao_store::StoreError> {
         let ring = Self::new();
         ring.reload(config, store)?;
@@ -101,7 +101,7 @@ impl KeyRing {
     pub fn reload(
         &self,
         config: &ao_orchestrator::Config,
-        store: &ao_store::SqliteStore,
+        store: &ao_store::Store,
     ) -> Result<(), ao_store::StoreError> {
         let mut keys: Vec<(String, String)> = config
             .agents

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ao_orchestrator::Orchestrator;
-use ao_store::SqliteStore;
+use ao_store::Store;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -80,7 +80,7 @@ impl Default for GatewayOptions {
 /// What every handler shares.
 pub(crate) struct AppState {
     pub(crate) orchestrator: Orchestrator,
-    pub(crate) store: SqliteStore,
+    pub(crate) store: Store,
     pub(crate) keys: KeyRing,
     pub(crate) metrics: Metrics,
     pub(crate) options: GatewayOptions,
@@ -107,7 +107,7 @@ impl Gateway {
     /// A gateway serving `orchestrator`, with API keys from `keys` and the database `store`.
     pub fn new(
         orchestrator: Orchestrator,
-        store: SqliteStore,
+        store: impl Into<Store>,
         keys: KeyRing,
         options: GatewayOptions,
     ) -> Self {
@@ -122,7 +122,7 @@ impl Gateway {
         Self {
             state: Arc::new(AppState {
                 orchestrator,
-                store,
+                store: store.into(),
                 keys,
                 metrics: Metrics::default(),
                 options,
@@ -196,6 +196,18 @@ impl Gateway {
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(pg) = state.store.postgres().cloned() {
+        // The budgets are in the database: without it nothing is admitted.
+        return match tokio::task::spawn_blocking(move || pg.check()).await {
+            Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
+            Ok(Err(e)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("unhealthy: {}\n", ao_types::Report::new(&e)),
+            )
+                .into_response(),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n").into_response(),
+        };
+    }
     match state.orchestrator.tracker().pending_records() {
         Ok(0) => (StatusCode::OK, "ok\n").into_response(),
         Ok(n) => (
@@ -212,6 +224,9 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.metrics.render(&state.orchestrator, state.started);
+    let spends = admin::spends(&state.orchestrator).await.ok();
+    let body = state
+        .metrics
+        .render(&state.orchestrator, spends.as_deref(), state.started);
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ao_orchestrator::Orchestrator;
+use ao_orchestrator::{Orchestrator, Spend};
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -63,8 +63,15 @@ impl Metrics {
         }
     }
 
-    /// The metrics as Prometheus text, with gauges read from the orchestrator now.
-    pub fn render(&self, orchestrator: &Orchestrator, started: Instant) -> String {
+    /// The metrics as Prometheus text, with gauges read from the orchestrator now and each
+    /// agent's spend as `spends` gives it (`None`: the budgets could not be read, and
+    /// `ao_budget_unavailable` says so).
+    pub fn render(
+        &self,
+        orchestrator: &Orchestrator,
+        spends: Option<&[(String, Spend)]>,
+        started: Instant,
+    ) -> String {
         let mut out = String::new();
         {
             let Ok(m) = self.inner.lock() else {
@@ -72,7 +79,7 @@ impl Metrics {
             };
             render_counters(&mut out, &m, orchestrator);
         }
-        render_gauges(&mut out, orchestrator, started);
+        render_gauges(&mut out, orchestrator, spends, started);
         out
     }
 }
@@ -149,21 +156,31 @@ fn render_counters(out: &mut String, m: &Counters, orchestrator: &Orchestrator) 
 }
 
 /// Spend today, reservations in flight, pending writes and uptime, read now.
-fn render_gauges(out: &mut String, orchestrator: &Orchestrator, started: Instant) {
-    let tracker = orchestrator.tracker();
-    let mut agents: Vec<&str> = orchestrator.agent_names().collect();
-    agents.sort_unstable();
+fn render_gauges(
+    out: &mut String,
+    orchestrator: &Orchestrator,
+    spends: Option<&[(String, Spend)]>,
+    started: Instant,
+) {
+    family(
+        out,
+        "ao_budget_unavailable",
+        "gauge",
+        "1 when the budgets (in the shared database) could not be read for this scrape.",
+    );
+    let _ = writeln!(out, "ao_budget_unavailable {}", u8::from(spends.is_none()));
+    let spends = spends.unwrap_or_default();
     family(
         out,
         "ao_spend_today_sats",
         "gauge",
         "Settled and reserved sats today (UTC).",
     );
-    for agent in &agents {
+    for (agent, spend) in spends {
         let _ = writeln!(
             out,
             "ao_spend_today_sats{{agent=\"{agent}\"}} {}",
-            tracker.daily_total(agent)
+            spend.sats
         );
     }
     family(
@@ -172,8 +189,8 @@ fn render_gauges(out: &mut String, orchestrator: &Orchestrator, started: Instant
         "gauge",
         "Budget reservations in flight.",
     );
-    for agent in &agents {
-        let n = tracker.outstanding_reservations(agent).unwrap_or(0);
+    for (agent, spend) in spends {
+        let n = spend.outstanding;
         let _ = writeln!(out, "ao_reservations_outstanding{{agent=\"{agent}\"}} {n}");
     }
     family(

@@ -2,16 +2,16 @@
 //! first (the ledger and the approvals live in it), then budgets, backends, agents, and the
 //! reservation lease that covers the slowest call.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ao_approvals::SolverAgentCoordinator;
-use ao_budget::{CostTracker, RateLimiter};
+use ao_budget::{CostTracker, Limits, RateLimiter};
 use ao_identity::AgentIdentity;
 use ao_routing::http::{BackendPool, ClientOptions, OpenAiBackend};
 use ao_routing::{BackendConfig, MultiBackendRouter};
-use ao_store::SqliteStore;
+use ao_store::pg::SharedBudgets;
+use ao_store::{PgOptions, PgStore, SqliteStore, Store};
 
 use crate::admission::RequestRules;
 use crate::config::{AgentEntry, BackendEntry, Config};
@@ -19,11 +19,16 @@ use crate::error::SetupError;
 use crate::orchestrator::{Orchestrator, OrchestratorParts};
 
 impl Orchestrator {
-    /// An orchestrator as `config` describes it: the SQLite database under the data directory
-    /// (created if missing), the ledger and approvals in it, one HTTP client per enabled backend
-    /// (a backend whose API key variable is unset is an error now, not at the first call).
-    pub fn from_config(config: &Config) -> Result<(Self, SqliteStore), SetupError> {
-        let store = open_store(config.database_path())?;
+    /// An orchestrator as `config` describes it: the database (the SQLite file under the data
+    /// directory, created if missing; or PostgreSQL, whose budgets every gateway on it shares),
+    /// the ledger and approvals in it, one HTTP client per enabled backend (a backend whose API
+    /// key variable is unset is an error now, not at the first call).
+    ///
+    /// On PostgreSQL the budgets of completions are the database's ([`SharedBudgets`]); the
+    /// tracker keeps only what [`run_tool`](Orchestrator::run_tool)'s hooks charge, in this
+    /// process.
+    pub fn from_config(config: &Config) -> Result<(Self, Store), SetupError> {
+        let store = open_store(config)?;
         let (router, pool) = backends(config)?;
         let router = routes(router, config);
         let coordinators = config
@@ -31,10 +36,23 @@ impl Orchestrator {
             .iter()
             .map(|(name, agent)| coordinator(name, agent, &router, config, &store))
             .collect::<Result<Vec<_>, _>>()?;
-        let tracker = budgets(config)
-            .with_reservation_lease(reservation_lease(config))
-            .with_ledger(store.clone())
-            .map_err(|source| SetupError::Ledger { source })?;
+        let tracker = budgets(config).with_reservation_lease(reservation_lease(config));
+        let (tracker, shared_budgets) = match &store {
+            Store::Sqlite(sqlite) => (
+                tracker
+                    .with_ledger(sqlite.clone())
+                    .map_err(|source| SetupError::Ledger { source })?,
+                None,
+            ),
+            // The holds in PostgreSQL are every gateway's: the tracker must not recover them.
+            Store::Postgres(pg) => {
+                let lease = Duration::from_secs(config.database_settings().lease_secs);
+                (
+                    tracker,
+                    Some(SharedBudgets::new(pg.clone(), limits(config), lease)),
+                )
+            }
+        };
         let clock = Arc::clone(tracker.clock());
         let orchestrator = Self::new(OrchestratorParts {
             router: Arc::new(router),
@@ -45,7 +63,7 @@ impl Orchestrator {
             approval_wait: Duration::from_secs(config.approvals.wait_secs),
             requests: request_rules(config),
             rates: rate_limits(config),
-            shared_budgets: None,
+            shared_budgets,
             clock,
             hooks: None,
         });
@@ -53,15 +71,49 @@ impl Orchestrator {
     }
 }
 
-/// The database at `path`, its directory created if missing.
-fn open_store(path: PathBuf) -> Result<SqliteStore, SetupError> {
+/// The database `config` names: PostgreSQL when it gives a URL, else the SQLite file (its
+/// directory created if missing).
+fn open_store(config: &Config) -> Result<Store, SetupError> {
+    if let Some(url) = config.database_url() {
+        let settings = config.database_settings();
+        let options = PgOptions {
+            max_connections: settings.max_connections,
+            ..PgOptions::default()
+        };
+        return PgStore::connect(&url, options)
+            .map(Store::from)
+            .map_err(|source| SetupError::Database {
+                source: source.into(),
+            });
+    }
+    let path = config.database_path();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|source| SetupError::DataDir {
             path: dir.to_path_buf(),
             source,
         })?;
     }
-    SqliteStore::open(&path).map_err(|source| SetupError::Database { source })
+    SqliteStore::open(&path)
+        .map(Store::from)
+        .map_err(|source| SetupError::Database { source })
+}
+
+/// The budgets and token caps, as the shared budgets read them.
+fn limits(config: &Config) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(budget) = &config.default_budget {
+        limits.default_budget = budget.budget();
+        limits.default_token_cap = budget.daily_token_cap;
+    }
+    for (name, agent) in &config.agents {
+        if let Some(budget) = &agent.budget {
+            limits.budgets.insert(name.clone(), budget.budget());
+            if let Some(cap) = budget.daily_token_cap {
+                limits.token_caps.insert(name.clone(), cap);
+            }
+        }
+    }
+    limits
 }
 
 /// The default budget and each agent's own, with their daily token caps.
@@ -167,7 +219,7 @@ fn coordinator(
     agent: &AgentEntry,
     router: &MultiBackendRouter,
     config: &Config,
-    store: &SqliteStore,
+    store: &Store,
 ) -> Result<Arc<SolverAgentCoordinator>, SetupError> {
     let model = agent.model.clone().unwrap_or_else(|| {
         router

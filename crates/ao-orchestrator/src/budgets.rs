@@ -16,7 +16,7 @@ pub(crate) enum Budgets {
     /// This process's tracker.
     Local(Arc<CostTracker>),
     /// Rows in PostgreSQL, shared by every gateway.
-    Shared(SharedBudgets),
+    Shared(Arc<SharedBudgets>),
 }
 
 /// A reservation, wherever it is kept.

@@ -8,6 +8,12 @@ use ao_types::AgentName;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod sections;
+
+pub use sections::{
+    ApprovalsSection, DatabaseEntry, DatabaseSection, RequestsSection, ServerSection,
+};
+
 /// A configuration file could not be used. The message names the line when it can.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", match line { Some(l) => format!("config line {l}: "), None => String::new() })]
@@ -128,165 +134,6 @@ pub struct AgentEntry {
     pub rate_limits: Option<RateLimits>,
 }
 
-/// What requests may ask for, and how they are estimated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestsSection {
-    /// The output tokens assumed (and asked for) when a request sets no limit. Default 1024.
-    #[serde(default = "default_max_tokens")]
-    pub default_max_tokens: u64,
-    /// The most choices (`n`) a request may ask for. Default 8.
-    #[serde(default = "default_max_choices")]
-    pub max_choices: u64,
-}
-
-fn default_max_tokens() -> u64 {
-    1_024
-}
-
-fn default_max_choices() -> u64 {
-    ao_routing::http::DEFAULT_MAX_CHOICES
-}
-
-impl Default for RequestsSection {
-    fn default() -> Self {
-        Self {
-            default_max_tokens: default_max_tokens(),
-            max_choices: default_max_choices(),
-        }
-    }
-}
-
-/// Approval settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalsSection {
-    /// Seconds before an undecided request expires. Default 86400.
-    #[serde(default = "default_expiry")]
-    pub expiry_secs: u64,
-    /// Seconds a call waits for a decision before answering "needs approval". Default 0: answer at
-    /// once, and let the client retry with the approval id.
-    #[serde(default)]
-    pub wait_secs: u64,
-    /// Undecided requests an agent may have at once; past it a call needing approval is refused
-    /// (429 `too_many_pending_approvals`). Default 64.
-    #[serde(default = "default_max_pending")]
-    pub max_pending: usize,
-    /// Seconds an approved request stays usable after its decision. Default 3600.
-    #[serde(default = "default_usable_for")]
-    pub usable_for_secs: u64,
-}
-
-fn default_max_pending() -> usize {
-    ao_approvals::DEFAULT_MAX_PENDING
-}
-
-fn default_usable_for() -> u64 {
-    ao_approvals::DEFAULT_USABLE_FOR.as_secs()
-}
-
-fn default_expiry() -> u64 {
-    86_400
-}
-
-impl Default for ApprovalsSection {
-    fn default() -> Self {
-        Self {
-            expiry_secs: default_expiry(),
-            wait_secs: 0,
-            max_pending: default_max_pending(),
-            usable_for_secs: default_usable_for(),
-        }
-    }
-}
-
-/// The gateway (`ao serve`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSection {
-    /// The address to listen on. Default `127.0.0.1:8080`.
-    #[serde(default = "default_listen")]
-    pub listen: String,
-    /// The SHA-256 (hex) of the admin token for `/admin`.
-    #[serde(default)]
-    pub admin_token_sha256: Option<String>,
-    /// The SHA-256 (hex) of the bearer token `/metrics` wants. Unset, `/metrics` is open.
-    #[serde(default)]
-    pub metrics_token_sha256: Option<String>,
-    /// The largest request body accepted, in bytes. Default 1 MiB.
-    #[serde(default = "default_body")]
-    pub max_body_bytes: usize,
-    /// Seconds a client may take to send its request. Default 30.
-    #[serde(default = "default_client_timeout")]
-    pub client_timeout_secs: u64,
-    /// Seconds a client may take to send a request's headers; a kept-alive connection with no
-    /// new request is closed after as long. Default 10.
-    #[serde(default = "default_header_read_timeout")]
-    pub header_read_timeout_secs: u64,
-    /// Seconds a connection may stay with no byte moving either way. Default 600 (above the
-    /// slowest call: a non-streamed call sends nothing while its backend works).
-    #[serde(default = "default_idle_timeout")]
-    pub idle_timeout_secs: u64,
-    /// The most connections served at once; more wait in the listen backlog. Default 10000.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
-    /// The longest a streamed reply runs, in seconds. Default 600.
-    #[serde(default = "default_max_stream")]
-    pub max_stream_secs: u64,
-    /// Seconds a graceful shutdown waits for requests in flight. Default 30.
-    #[serde(default = "default_drain_timeout")]
-    pub drain_timeout_secs: u64,
-}
-
-fn default_header_read_timeout() -> u64 {
-    10
-}
-
-fn default_idle_timeout() -> u64 {
-    600
-}
-
-fn default_max_connections() -> usize {
-    10_000
-}
-
-fn default_max_stream() -> u64 {
-    600
-}
-
-fn default_drain_timeout() -> u64 {
-    30
-}
-
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-
-fn default_body() -> usize {
-    1024 * 1024
-}
-
-fn default_client_timeout() -> u64 {
-    30
-}
-
-impl Default for ServerSection {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            admin_token_sha256: None,
-            metrics_token_sha256: None,
-            max_body_bytes: default_body(),
-            client_timeout_secs: default_client_timeout(),
-            header_read_timeout_secs: default_header_read_timeout(),
-            idle_timeout_secs: default_idle_timeout(),
-            max_connections: default_max_connections(),
-            max_stream_secs: default_max_stream(),
-            drain_timeout_secs: default_drain_timeout(),
-        }
-    }
-}
-
 /// The whole configuration, read from TOML. Unknown keys and bad values are errors that name the
 /// line.
 ///
@@ -314,9 +161,11 @@ pub struct Config {
     /// else `~/.local/share/agent-orchestrator`. A relative path is relative to the config file.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
-    /// The SQLite database file. Default `ao.db` in the data directory.
+    /// The database: a SQLite file's path (`database = "ao.db"`, the default, in the data
+    /// directory), or a `[database]` table with `path`, or `url = "postgres://..."` for
+    /// PostgreSQL (shared by any number of gateways), `lease_secs` and `max_connections`.
     #[serde(default)]
-    pub database: Option<PathBuf>,
+    pub database: Option<DatabaseEntry>,
     /// The provider of agents without a route.
     pub default_backend: Spanned<BackendProvider>,
     /// The budget of agents without their own.
@@ -393,6 +242,40 @@ impl Config {
         }
         for (name, agent) in &self.agents {
             self.check_agent(name, agent, &providers)?;
+        }
+        self.check_database()
+    }
+
+    fn check_database(&self) -> Result<(), ConfigError> {
+        let Some(database) = &self.database else {
+            return Ok(());
+        };
+        let section = database.section();
+        if let Some(url) = &section.url {
+            if section.path.is_some() {
+                return Err(self.error_at(
+                    url,
+                    "database: give `url` (PostgreSQL) or `path` (SQLite), not both".into(),
+                ));
+            }
+            let text = url.get_ref();
+            if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                return Err(self.error_at(
+                    url,
+                    "database.url must start with postgres:// (for a SQLite file, give `path`)"
+                        .into(),
+                ));
+            }
+        }
+        if section.lease_secs == 0 || section.max_connections == 0 {
+            return Err(ConfigError {
+                line: self
+                    .text
+                    .find("[database]")
+                    .map(|at| line_of(&self.text, at)),
+                message: "database.lease_secs and database.max_connections must be at least 1"
+                    .into(),
+            });
         }
         Ok(())
     }
@@ -501,13 +384,39 @@ impl Config {
         default_data_dir()
     }
 
-    /// The database file.
+    /// The SQLite database file (unused when [`database_url`](Config::database_url) is set).
     pub fn database_path(&self) -> PathBuf {
-        match &self.database {
+        match self
+            .database
+            .as_ref()
+            .and_then(|d| d.section().path.as_ref())
+        {
             Some(path) if path.is_absolute() => path.clone(),
             Some(path) => self.data_dir().join(path),
             None => self.data_dir().join("ao.db"),
         }
+    }
+
+    /// The PostgreSQL database, if one is chosen: `$AO_DATABASE_URL` when set (so that a
+    /// password stays out of the file), else `[database] url`.
+    pub fn database_url(&self) -> Option<String> {
+        std::env::var("AO_DATABASE_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .or_else(|| {
+                self.database
+                    .as_ref()
+                    .and_then(|d| d.section().url.as_ref())
+                    .map(|url| url.get_ref().clone())
+            })
+    }
+
+    /// The `[database]` settings (their defaults when absent).
+    pub fn database_settings(&self) -> DatabaseSection {
+        self.database
+            .as_ref()
+            .map(|d| d.section().clone())
+            .unwrap_or_default()
     }
 }
 

@@ -25,6 +25,7 @@
 mod admission;
 mod assembly;
 mod budgets;
+mod cluster;
 mod config;
 mod error;
 mod orchestrator;
@@ -34,8 +35,8 @@ mod streaming;
 pub use admission::RequestRules;
 pub use budgets::Spend;
 pub use config::{
-    AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, RequestsSection,
-    ServerSection,
+    AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, DatabaseEntry,
+    DatabaseSection, RequestsSection, ServerSection,
 };
 pub use error::{OrchestratorError, SetupError};
 pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts};

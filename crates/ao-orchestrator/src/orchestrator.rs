@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) overage_sats: AtomicU64,
     pub(crate) clock: SharedClock,
     pub(crate) pending: Arc<Pending>,
+    /// With budgets in PostgreSQL: what other gateways announce about approvals.
+    _approvals: Option<ao_store::pg::Listener>,
 }
 
 /// The runtime that ties identity, routing, budgets, approvals, hooks and audit into one call.
@@ -128,7 +130,7 @@ impl Orchestrator {
             .map(|c| (c.identity().name.clone(), c))
             .collect();
         let budgets = match parts.shared_budgets.take() {
-            Some(shared) => Budgets::Shared(shared),
+            Some(shared) => Budgets::Shared(Arc::new(shared)),
             None => Budgets::Local(Arc::clone(&parts.tracker)),
         };
         // Renewed well within the lease, and at least every minute.
@@ -137,6 +139,10 @@ impl Orchestrator {
                 .clamp(1, 60)
                 .min(budgets.lease_secs().map_or(60, |l| (l / 3).max(1))),
         );
+        let approvals = match &budgets {
+            Budgets::Shared(shared) => crate::cluster::follow_approvals(shared.store(), &agents),
+            Budgets::Local(_) => None,
+        };
         let orchestrator = Self {
             inner: Arc::new(Inner {
                 router: parts.router,
@@ -153,6 +159,7 @@ impl Orchestrator {
                 overage_sats: AtomicU64::new(0),
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
+                _approvals: approvals,
             }),
         };
         orchestrator.audit_recovered();

@@ -48,6 +48,14 @@ macro_rules! either {
 }
 
 impl Store {
+    /// The SQLite store, when it is one.
+    pub fn sqlite(&self) -> Option<&SqliteStore> {
+        match self {
+            Store::Sqlite(store) => Some(store),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// The PostgreSQL store, when it is one.
     pub fn postgres(&self) -> Option<&PgStore> {
         match self {

@@ -35,39 +35,29 @@ pub(crate) async fn budgets(State(state): State<Arc<AppState>>) -> Response {
         Ok(now) => now,
         Err(e) => return unavailable("clock_unavailable", &e),
     };
-    let session_start = utc_day_start(now);
+    let spends = match crate::admin::spends(&state.orchestrator).await {
+        Ok(spends) => spends,
+        Err(e) => return unavailable("budget_unavailable", &e),
+    };
     let tracker = state.orchestrator.tracker();
-    let mut names: Vec<&str> = state.orchestrator.agent_names().collect();
-    names.sort_unstable();
-    let mut list = Vec::with_capacity(names.len());
-    for name in names {
-        let budget = tracker.budget_for(name);
-        let figures = tracker.try_daily_total(name).and_then(|daily| {
-            Ok((
-                daily,
-                tracker.try_session_total(name, session_start)?,
-                tracker.outstanding_reservations(name)?,
-                tracker.try_check_budget(name, session_start)?,
-            ))
-        });
-        let (daily, session, reservations, status) = match figures {
-            Ok(figures) => figures,
-            Err(e) => return unavailable("budget_unavailable", &e),
-        };
+    let mut list = Vec::with_capacity(spends.len());
+    for (name, spend) in spends {
+        let budget = tracker.budget_for(&name);
         let autonomy = state
             .orchestrator
-            .coordinator(name)
+            .coordinator(&name)
             .map(|c| c.identity().autonomy_level.as_str());
+        // The gateway's session is the UTC day: the session's spend is the day's.
         list.push(json!({
             "agent": name,
             "autonomy": autonomy,
             "daily_limit_sats": budget.daily_limit_sats,
             "session_limit_sats": budget.session_limit_sats,
             "warn_threshold_pct": budget.warn_threshold_pct,
-            "spent_today_sats": daily,
-            "spent_session_sats": session,
-            "outstanding_reservations": reservations,
-            "budget_status": status_word(status),
+            "spent_today_sats": spend.sats,
+            "spent_session_sats": spend.sats,
+            "outstanding_reservations": spend.outstanding,
+            "budget_status": status_word(spend.status),
         }));
     }
     Json(json!({ "now": now, "agents": list })).into_response()

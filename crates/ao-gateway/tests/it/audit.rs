@@ -42,7 +42,7 @@ async fn admin_get(gw: &Running, path: &str) -> (u16, Value) {
 
 /// Runs `sql` on the database file directly, as an agent that can reach it would.
 fn tamper(gw: &Running, sql: &str) {
-    let raw = rusqlite::Connection::open(gw.store.path()).unwrap();
+    let raw = rusqlite::Connection::open(gw.store.sqlite().unwrap().path()).unwrap();
     assert!(raw.execute(sql, []).unwrap() > 0, "{sql} changed nothing");
 }
 

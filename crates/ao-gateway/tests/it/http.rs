@@ -266,14 +266,24 @@ async fn a_failing_backend_falls_back_and_metrics_count_it() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-ao-backend"], "openai");
     assert_eq!(body["choices"][0]["message"]["content"], "from openai");
-    let metrics = client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The failed try's reservation is released in the background, once the charge is durable.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let metrics = client
+            .get(gw.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("ao_reservations_outstanding{agent=\"oracle\"} 0")
+            || std::time::Instant::now() > deadline
+        {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(
         metrics.contains("ao_requests_total{agent=\"oracle\",outcome=\"ok\"} 1"),
         "{metrics}"

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ao_gateway::{Gateway, GatewayOptions, KeyRing, hash_key};
 use ao_orchestrator::{Config, Orchestrator};
 use ao_sim::SimServer;
-use ao_store::SqliteStore;
+use ao_store::Store;
 use nostr::Keys;
 use tokio::sync::oneshot;
 
@@ -28,7 +28,7 @@ pub(crate) const ADMIN_TOKEN: &str = "ao-test-admin-token";
 pub(crate) struct Running {
     pub(crate) addr: SocketAddr,
     pub(crate) gateway: Gateway,
-    pub(crate) store: SqliteStore,
+    pub(crate) store: Store,
     pub(crate) operator: Keys,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -41,7 +41,7 @@ impl Running {
     }
 
     /// Stops the gateway gracefully and waits until it has.
-    pub(crate) async fn stop(mut self) -> (Gateway, SqliteStore) {
+    pub(crate) async fn stop(mut self) -> (Gateway, Store) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -129,8 +129,7 @@ pub(crate) async fn serve_config(
     options: GatewayOptions,
 ) -> Running {
     let config = Config::from_toml(text).unwrap();
-    let (orchestrator, store): (Orchestrator, SqliteStore) =
-        Orchestrator::from_config(&config).unwrap();
+    let (orchestrator, store): (Orchestrator, Store) = Orchestrator::from_config(&config).unwrap();
     let keys = KeyRing::load(&config, &store).unwrap();
     let gateway = Gateway::new(orchestrator, store.clone(), keys, options);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use ao_orchestrator::{Config, Orchestrator};
 use ao_sim::SimServer;
-use ao_store::SqliteStore;
+use ao_store::Store;
 
 /// A configuration with an OpenAI backend (5/15 sats per 1k) at `first` and a Codex backend (3/15)
 /// at `second`; agents `oracle` (fully autonomous, routed to OpenAI), `sisyphus` (supervised, on
@@ -69,6 +69,6 @@ budget = {{ daily_limit_sats = 10, session_limit_sats = 10 }}
     )
 }
 
-pub(crate) fn orchestrator(text: &str) -> (Orchestrator, SqliteStore) {
+pub(crate) fn orchestrator(text: &str) -> (Orchestrator, Store) {
     Orchestrator::from_config(&Config::from_toml(text).unwrap()).unwrap()
 }

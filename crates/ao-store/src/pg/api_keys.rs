@@ -8,8 +8,8 @@ use super::error::{PgError, int, uint};
 use crate::api_keys::ApiKeyRow;
 use crate::rows::{KeyCreated, KeyRevoked, key_created_event, key_revoked_event};
 
-/// The channel revocations are announced on (with the key's id), so that every gateway drops
-/// the key at once.
+/// The channel keys created and revoked are announced on (with the key's id), so that every
+/// gateway takes a new key up, and drops a revoked one, at once.
 pub const KEYS_CHANNEL: &str = "ao_keys";
 
 impl PgStore {
@@ -34,6 +34,8 @@ impl PgStore {
             )
             .await?;
             append_in(&tx, event).await?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&KEYS_CHANNEL, &row.id])
+                .await?;
             tx.commit().await?;
             Ok(())
         })

@@ -9,8 +9,18 @@ use super::PgStore;
 use super::chain::append_in;
 use super::error::{PgError, int};
 
-/// The channel decisions are announced on.
+/// The channel every change to an approval request is announced on, with
+/// `{"agent": ..., "id": ...}` (an [`ApprovalNotice`]).
 pub const APPROVALS_CHANNEL: &str = "ao_approvals";
+
+/// What [`APPROVALS_CHANNEL`] announces: the request that changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ApprovalNotice {
+    /// The agent whose request it is.
+    pub agent: String,
+    /// The request.
+    pub id: String,
+}
 
 fn decode(json: &str) -> Result<ApprovalRecord, PgError> {
     serde_json::from_str(json).map_err(|source| PgError::Decode {
@@ -60,6 +70,7 @@ impl ApprovalStore for PgStore {
             .map_or("pending", |d| d.status.as_str())
             .to_owned();
         let request_id = id.clone();
+        let notice = serde_json::json!({"agent": record.agent, "id": id}).to_string();
         self.call(move |mut client| async move {
             let tx = client.transaction().await?;
             // Compare-and-swap: the stored record must still be at the version this one was
@@ -89,7 +100,7 @@ impl ApprovalStore for PgStore {
                 });
             }
             let entry = append_in(&tx, audit).await?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&APPROVALS_CHANNEL, &id])
+            tx.execute("SELECT pg_notify($1, $2)", &[&APPROVALS_CHANNEL, &notice])
                 .await?;
             tx.commit().await?;
             Ok(entry)

@@ -18,6 +18,7 @@ mod chain;
 mod checkpoints;
 mod error;
 mod ledger;
+mod listen;
 mod runtime;
 mod schema;
 mod scratch;
@@ -29,9 +30,10 @@ use std::time::Duration;
 use deadpool_postgres::{Pool, PoolConfig, Timeouts};
 
 pub use api_keys::KEYS_CHANNEL;
-pub use approvals::APPROVALS_CHANNEL;
+pub use approvals::{APPROVALS_CHANNEL, ApprovalNotice};
 pub use budgets::{SharedBudgets, SharedHold, SharedSpend};
 pub use error::PgError;
+pub use listen::{Listener, Notice};
 use runtime::Worker;
 pub use scratch::{ScratchSchema, test_server_url};
 use writer::{Done, Job, Writer};
@@ -60,6 +62,7 @@ impl Default for PgOptions {
 /// clones share the pool.
 #[derive(Clone)]
 pub struct PgStore {
+    config: std::sync::Arc<tokio_postgres::Config>,
     pool: Pool,
     worker: Worker,
     writer: Writer,
@@ -81,7 +84,7 @@ impl PgStore {
         let config: tokio_postgres::Config =
             url.parse().map_err(|source| PgError::Url { source })?;
         let worker = Worker::start()?;
-        let manager = deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+        let manager = deadpool_postgres::Manager::new(config.clone(), tokio_postgres::NoTls);
         let pool = Pool::builder(manager)
             .config(PoolConfig {
                 max_size: options.max_connections.max(1),
@@ -99,6 +102,7 @@ impl PgStore {
             })?;
         let writer = Writer::start(worker.handle(), pool.clone());
         let store = Self {
+            config: std::sync::Arc::new(config),
             pool,
             worker,
             writer,
