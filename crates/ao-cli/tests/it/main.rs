@@ -5,6 +5,7 @@
 
 mod approvals;
 mod audit;
+mod cluster;
 mod crash;
 mod demo;
 mod hostile;
