@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_orchestrator::approvals::{Verdict, build_decision_event};
@@ -26,7 +25,7 @@ const KEY: &str = "ao-test-cluster-key";
 const ADMIN: &str = "ao-test-cluster-admin";
 
 /// One cluster test at a time: each opens four gateways' pools on the one server.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A fresh schema, or `None` (said loudly) when no server is there outside CI.
 pub(crate) fn scratch() -> Option<ScratchSchema> {
@@ -190,7 +189,7 @@ fn charged(schema: &ScratchSchema, agent: &str) -> u64 {
 /// 429, and what was charged is within the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_over_four_gateways_admits_exactly_what_the_budget_allows() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let Some(schema) = scratch() else {
         return;
     };
@@ -244,7 +243,7 @@ budget = { daily_limit_sats = 1000, session_limit_sats = 1000 }"#;
 /// after the lease they charge its holds, so every sat the provider billed is charged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_burst_leaves_nothing_billed_uncharged() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let Some(schema) = scratch() else {
         return;
     };
@@ -309,7 +308,7 @@ fn now() -> u64 {
 /// call goes through; the approval is then spent for C and D too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_signed_through_one_gateway_lets_one_call_through_another() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let Some(schema) = scratch() else {
         return;
     };
@@ -387,7 +386,7 @@ async fn an_approval_signed_through_one_gateway_lets_one_call_through_another() 
 /// the fourth within two seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_on_one_gateway_is_refused_by_all_within_two_seconds() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let Some(schema) = scratch() else {
         return;
     };
