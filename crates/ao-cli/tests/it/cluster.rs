@@ -25,7 +25,7 @@ const KEY: &str = "ao-test-cluster-key";
 const ADMIN: &str = "ao-test-cluster-admin";
 
 /// One cluster test at a time: each opens four gateways' pools on the one server.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A fresh schema, or `None` (said loudly) when no server is there outside CI.
 pub(crate) fn scratch() -> Option<ScratchSchema> {
@@ -111,7 +111,7 @@ pub(crate) fn serve(config: &std::path::Path) -> Gateway {
 /// TOML table body.
 pub(crate) fn config(
     dir: &std::path::Path,
-    schema: &ScratchSchema,
+    database: &str,
     backend: &str,
     agent: &str,
     extra: &str,
@@ -147,7 +147,7 @@ api_key_sha256 = "{key}"
 {extra}
 "#,
             dir = dir.display(),
-            url = schema.url(),
+            url = database,
             admin = hash_key(ADMIN),
             key = hash_key(KEY),
         ),
@@ -160,7 +160,11 @@ fn chat(max_tokens: u64) -> Value {
     json!({"model": "auto", "max_tokens": max_tokens, "messages": [{"role": "user", "content": "hello"}]})
 }
 
-async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let mut request = client.post(url).bearer_auth(KEY).json(&chat(50));
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -174,8 +178,8 @@ async fn post(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> 
 }
 
 /// Sats charged to `agent` in the database.
-fn charged(schema: &ScratchSchema, agent: &str) -> u64 {
-    let store = PgStore::connect(schema.url(), PgOptions::default()).unwrap();
+pub(crate) fn charged(database: &str, agent: &str) -> u64 {
+    let store = PgStore::connect(database, PgOptions::default()).unwrap();
     store
         .load_agent_range(agent, 0, u64::MAX)
         .unwrap()
@@ -200,7 +204,7 @@ async fn a_burst_over_four_gateways_admits_exactly_what_the_budget_allows() {
     let dir = tempfile::tempdir().unwrap();
     let agent = r#"autonomy = "fully-autonomous"
 budget = { daily_limit_sats = 1000, session_limit_sats = 1000 }"#;
-    let config = config(dir.path(), &schema, &provider.url(), agent, "");
+    let config = config(dir.path(), schema.url(), &provider.url(), agent, "");
     let gateways: Vec<Gateway> = (0..4).map(|_| serve(&config)).collect();
     let client = reqwest::Client::new();
     let calls: Vec<_> = (0..60)
@@ -234,7 +238,7 @@ budget = { daily_limit_sats = 1000, session_limit_sats = 1000 }"#;
         "no refused call reached the provider"
     );
     gateways.into_iter().for_each(Gateway::stop);
-    let charged = charged(&schema, "burst");
+    let charged = charged(schema.url(), "burst");
     assert!(charged <= 1000, "charged {charged}");
     assert_eq!(charged, provider.billed_sats(1000, 1000));
 }
@@ -254,7 +258,7 @@ async fn a_gateway_killed_mid_burst_leaves_nothing_billed_uncharged() {
     let dir = tempfile::tempdir().unwrap();
     let agent = r#"autonomy = "fully-autonomous"
 budget = { daily_limit_sats = 1000000, session_limit_sats = 1000000 }"#;
-    let config = config(dir.path(), &schema, &provider.url(), agent, "");
+    let config = config(dir.path(), schema.url(), &provider.url(), agent, "");
     let mut gateways: Vec<Gateway> = (0..4).map(|_| serve(&config)).collect();
     let client = reqwest::Client::new();
     let calls: Vec<_> = (0..40)
@@ -283,10 +287,10 @@ budget = { daily_limit_sats = 1000000, session_limit_sats = 1000000 }"#;
     // Once the dead gateway's leases run out, a live one charges its holds at their estimates.
     let billed = provider.billed_sats(1000, 1000);
     let deadline = Instant::now() + Duration::from_secs(15);
-    while charged(&schema, "burst") < billed && Instant::now() < deadline {
+    while charged(schema.url(), "burst") < billed && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let charged = charged(&schema, "burst");
+    let charged = charged(schema.url(), "burst");
     assert!(charged >= billed, "billed {billed}, charged only {charged}");
     let store = PgStore::connect(schema.url(), PgOptions::default()).unwrap();
     assert!(
@@ -321,7 +325,7 @@ async fn an_approval_signed_through_one_gateway_lets_one_call_through_another() 
     );
     let config = config(
         dir.path(),
-        &schema,
+        schema.url(),
         &provider.url(),
         &agent,
         "[approvals]\nwait_secs = 20",
@@ -394,7 +398,7 @@ async fn a_key_revoked_on_one_gateway_is_refused_by_all_within_two_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(
         dir.path(),
-        &schema,
+        schema.url(),
         &provider.url(),
         "autonomy = \"fully-autonomous\"",
         "",

@@ -9,6 +9,7 @@ mod cluster;
 mod crash;
 mod demo;
 mod hostile;
+mod outage;
 mod serve;
 mod threshold;
 
