@@ -164,15 +164,11 @@ budget = { daily_limit_sats = 1000000, session_limit_sats = 1000000 }"#;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(server.pg_ctl("stop"), "the server stops");
-    for i in 0..2 {
-        let (status, body) = post(&client, &url(i), &[]).await;
+    for gateway in &gateways {
+        let (status, body) = post(&client, &gateway.url("/v1/chat/completions"), &[]).await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["error"]["code"], "budget_unavailable", "{body}");
-        let health = client
-            .get(gateways[i].url("/healthz"))
-            .send()
-            .await
-            .unwrap();
+        let health = client.get(gateway.url("/healthz")).send().await.unwrap();
         assert_eq!(health.status().as_u16(), 503);
     }
     assert_eq!(
