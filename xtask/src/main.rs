@@ -46,7 +46,9 @@ tasks:
   bench NAME   a benchmark, with its ratios against the baseline in the same run:
                tracker (budgets), ledger (SQLite), hooks, signing (FROST), gateway
                `bench gateway --litellm` also installs the LiteLLM proxy in target/bench-venv
-               and compares with it";
+               and compares with it; `bench gateway --postgres [--gateways N]` adds N
+               gateways (default 2) on one PostgreSQL database (AO_TEST_DATABASE_URL),
+               beside the one on SQLite";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -245,6 +247,18 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut envs: Vec<(&str, String)> = Vec::new();
     if args.iter().any(|a| a == "--litellm") {
         envs.push(("AO_BENCH_LITELLM", litellm()?));
+    }
+    if args.iter().any(|a| a == "--postgres") {
+        envs.push(("AO_BENCH_POSTGRES", "1".to_owned()));
+    }
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--gateways")
+        .and_then(|i| args.get(i + 1))
+    {
+        n.parse::<usize>()
+            .map_err(|_| "--gateways needs a whole number")?;
+        envs.push(("AO_BENCH_GATEWAYS", n.clone()));
     }
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     cargo(&["bench", "--package", package, "--bench", target], &envs)

@@ -52,6 +52,17 @@ impl Stats {
 /// Sends `rate` requests per second for `secs` seconds, on schedule whatever the answers do, and
 /// measures each from the time it was due (so a slow server cannot hide its queue).
 async fn load(client: &reqwest::Client, url: &str, key: &str, rate: u64, secs: u64) -> Stats {
+    load_spread(client, &[url.to_owned()], key, rate, secs).await
+}
+
+/// [`load`] spread over `urls` in turn (several gateways behind a round-robin balancer).
+async fn load_spread(
+    client: &reqwest::Client,
+    urls: &[String],
+    key: &str,
+    rate: u64,
+    secs: u64,
+) -> Stats {
     let body = json!({"model": "auto", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 32});
     let total = rate * secs;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -63,7 +74,7 @@ async fn load(client: &reqwest::Client, url: &str, key: &str, rate: u64, secs: u
         tokio::time::sleep_until(due).await;
         let (client, url, key, body, stats) = (
             client.clone(),
-            url.to_owned(),
+            urls[i as usize % urls.len()].clone(),
             key.to_owned(),
             body.clone(),
             Arc::clone(&stats),
@@ -93,11 +104,12 @@ async fn load(client: &reqwest::Client, url: &str, key: &str, rate: u64, secs: u
     stats
 }
 
-fn config(dir: &std::path::Path, mock: &str) -> Config {
+fn config(dir: &std::path::Path, mock: &str, database: &str) -> Config {
     Config::from_toml(&format!(
         r#"
 data_dir = "{dir}"
 default_backend = "openai"
+{database}
 
 [default_budget]
 daily_limit_sats = 1000000000000
@@ -160,18 +172,8 @@ fn main() {
         }))
         .unwrap();
     let mock_url = format!("{}/chat/completions", mock.url());
-    let config = config(dir.path(), &mock.url());
-    let gateway_addr = servers.block_on(async {
-        let (orchestrator, store) = Orchestrator::from_config(&config).unwrap();
-        let keys = KeyRing::load(&config, &store).unwrap();
-        let gateway = Gateway::new(orchestrator, store, keys, GatewayOptions::default());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { gateway.serve(listener, std::future::pending()).await });
-        addr
-    });
+    let config = config(dir.path(), &mock.url(), "");
+    let gateway_addr = start_gateway(&servers, &config);
     let gateway_url = format!("http://{gateway_addr}/v1/chat/completions");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -240,6 +242,10 @@ fn main() {
         }
     );
 
+    if std::env::var_os("AO_BENCH_POSTGRES").is_some() {
+        postgres_comparison(&servers, &clients, &client, &mock, &gateway_url, secs);
+    }
+
     if let Some(litellm) = std::env::var_os("AO_BENCH_LITELLM") {
         litellm_comparison(&clients, &client, &litellm, &mock, &gateway_url, secs);
     } else {
@@ -247,6 +253,98 @@ fn main() {
             "\nLiteLLM: not run (set AO_BENCH_LITELLM to a litellm executable; `cargo xtask bench gateway --litellm` installs one)"
         );
     }
+}
+
+/// Starts a gateway over `config` on the `servers` runtime; returns its address.
+fn start_gateway(servers: &tokio::runtime::Runtime, config: &Config) -> std::net::SocketAddr {
+    servers.block_on(async {
+        let (orchestrator, store) = Orchestrator::from_config(config).unwrap();
+        let keys = KeyRing::load(config, &store).unwrap();
+        let gateway = Gateway::new(orchestrator, store, keys, GatewayOptions::default());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { gateway.serve(listener, std::future::pending()).await });
+        addr
+    })
+}
+
+/// `AO_BENCH_POSTGRES`: `AO_BENCH_GATEWAYS` gateways (default 2) on one PostgreSQL database (a
+/// scratch schema on `AO_TEST_DATABASE_URL`), the load spread over them in turn, side by side
+/// with the one gateway on SQLite and the mock called directly, in the same run.
+fn postgres_comparison(
+    servers: &tokio::runtime::Runtime,
+    clients: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    mock: &SimServer,
+    sqlite_url: &str,
+    secs: u64,
+) {
+    let n: usize = std::env::var("AO_BENCH_GATEWAYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let schema = ao_store::pg::ScratchSchema::create(&ao_store::pg::test_server_url())
+        .expect("PostgreSQL (AO_TEST_DATABASE_URL, default the local server) for --postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("[database]\nurl = \"{}\"\nmax_connections = 16", schema.url());
+    let urls: Vec<String> = (0..n)
+        .map(|_| {
+            let config = config(dir.path(), &mock.url(), &database);
+            format!("http://{}/v1/chat/completions", start_gateway(servers, &config))
+        })
+        .collect();
+    let mock_url = format!("{}/chat/completions", mock.url());
+    println!(
+        "\n== {n} gateways on one PostgreSQL database (shared budgets, one audit chain), the load spread over them, beside one gateway on SQLite =="
+    );
+    clients.block_on(load_spread(client, &urls, AGENT_KEY, 200, 2));
+    println!(
+        "\n| rate (total) | direct p99 | SQLite gateway p99 | {n} PostgreSQL gateways p99 | added p99: SQLite | added p99: PostgreSQL | PostgreSQL / SQLite (added p99) | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for rate in [500u64, 2_000] {
+        let direct = clients.block_on(load(client, &mock_url, "x", rate, secs));
+        let sqlite = clients.block_on(load(client, sqlite_url, AGENT_KEY, rate, secs));
+        let pg = clients.block_on(load_spread(client, &urls, AGENT_KEY, rate, secs));
+        let added = |s: &Stats| ms(s.percentile(990)) - ms(direct.percentile(990));
+        println!(
+            "| {rate}/s | {:.3} ms | {:.3} ms | {:.3} ms | {:+.3} ms | {:+.3} ms | {:.2} | {} |",
+            ms(direct.percentile(990)),
+            ms(sqlite.percentile(990)),
+            ms(pg.percentile(990)),
+            added(&sqlite),
+            added(&pg),
+            added(&pg) / added(&sqlite).max(0.001),
+            direct.errors + sqlite.errors + pg.errors,
+        );
+    }
+    let mut held = 0;
+    for rate in [3_000u64, 4_000, 5_000, 6_000] {
+        let pg = clients.block_on(load_spread(client, &urls, AGENT_KEY, rate, secs.min(5)));
+        let ok = pg.errors == 0
+            && pg.achieved() >= 0.95 * rate as f64
+            && pg.percentile(990) < Duration::from_millis(50);
+        println!(
+            "{}{}",
+            row(&format!("{rate}/s over {n} PostgreSQL gateways"), &pg),
+            if ok { "" } else { "  <- not held" }
+        );
+        if !ok {
+            break;
+        }
+        held = rate;
+    }
+    println!(
+        "highest rate held over {n} PostgreSQL gateways (no errors, >=95% achieved, p99 < 50 ms): {}",
+        if held == 0 {
+            "2000/s or less".to_owned()
+        } else {
+            format!("{held}/s")
+        }
+    );
 }
 
 /// Runs the LiteLLM proxy (no database: its budget mode needs binaries from outside the package
