@@ -289,11 +289,17 @@ fn postgres_comparison(
     let schema = ao_store::pg::ScratchSchema::create(&ao_store::pg::test_server_url())
         .expect("PostgreSQL (AO_TEST_DATABASE_URL, default the local server) for --postgres");
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("[database]\nurl = \"{}\"\nmax_connections = 16", schema.url());
+    let database = format!(
+        "[database]\nurl = \"{}\"\nmax_connections = 16",
+        schema.url()
+    );
     let urls: Vec<String> = (0..n)
         .map(|_| {
             let config = config(dir.path(), &mock.url(), &database);
-            format!("http://{}/v1/chat/completions", start_gateway(servers, &config))
+            format!(
+                "http://{}/v1/chat/completions",
+                start_gateway(servers, &config)
+            )
         })
         .collect();
     let mock_url = format!("{}/chat/completions", mock.url());

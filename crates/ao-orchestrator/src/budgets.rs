@@ -115,7 +115,7 @@ impl Budgets {
             (Budgets::Shared(shared), Held::Shared(hold)) => {
                 if !shared.settle_blocking(hold, record.as_ref())? {
                     tracing::warn!(
-                        hold = hold.0,
+                        hold = hold.id,
                         "a call outlived its hold's lease and was charged at its estimate meanwhile"
                     );
                 }

@@ -442,18 +442,17 @@ async fn a_key_revoked_on_one_gateway_is_refused_by_all_within_two_seconds() {
         .unwrap();
     assert_eq!(revoked.status().as_u16(), 200);
     let revoked_at = Instant::now();
-    loop {
-        let status = call(&gateways[3]).await.unwrap().status().as_u16();
-        if status == 401 {
-            break;
+    for (i, gateway) in gateways.iter().enumerate() {
+        loop {
+            let status = call(gateway).await.unwrap().status().as_u16();
+            if status == 401 {
+                break;
+            }
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(2),
+                "gateway {i} still accepts a key revoked on another"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(
-            revoked_at.elapsed() < Duration::from_secs(2),
-            "D still accepts a key revoked on C"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for gateway in &gateways {
-        assert_eq!(call(gateway).await.unwrap().status().as_u16(), 401);
     }
 }

@@ -44,7 +44,7 @@ impl AuditLog for PgStore {
     fn append(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
         match self.submit_blocking(Job::Append(event)) {
             Ok(Done::Appended(entry)) => Ok(entry),
-            Ok(Done::Settled(_)) => Err(AuditError::write(PgError::WorkerStopped)),
+            Ok(_) => Err(AuditError::write(PgError::WorkerStopped)),
             Err(error) => Err(AuditError::write(error)),
         }
     }

@@ -2,7 +2,10 @@
 //!
 //! Each reservation is one call of `ao_reserve`: it locks the agent's day row and then its
 //! session row, checks both limits (and the daily token cap) against what is settled and
-//! reserved there, adds the reservation and writes its hold, all in one transaction. So no
+//! reserved there, adds the reservation and writes its hold, all in one transaction. A gateway
+//! makes the reservations that arrive together in one transaction (`writer.rs`: one commit for
+//! many, the rows locked in agent order), since an agent's calls serialize on its row until
+//! commit. So no
 //! interleaving of calls on any number of gateways passes a limit, and a reservation is durable
 //! (write-ahead) before its request leaves. A hold carries a lease, renewed while its call runs;
 //! whichever gateway finds a hold past its lease (its gateway died) charges it at its estimate.
@@ -20,11 +23,16 @@ use ao_types::{BackendProvider, TokenUsage, utc_day_end};
 use super::PgStore;
 use super::chain::Chain;
 use super::error::{PgError, int, uint};
-use super::writer::{Done, Job, Settle, cost_entry, settle_in};
+use super::writer::{Done, Job, Reserve, Settle, cost_entry, settle_in};
 
-/// A reservation held in the shared budget: the id of its hold.
+/// A reservation held in the shared budget.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SharedHold(pub String);
+pub struct SharedHold {
+    /// The id of its hold.
+    pub id: String,
+    /// The agent it is for.
+    pub agent: String,
+}
 
 /// What an agent has used in one UTC day, across every gateway.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,14 +107,16 @@ impl SharedBudgets {
         let id: [u8; 16] = rand::random();
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let day = ao_types::utc_day_start(now);
+        // Limits go as text to NUMERIC, so that a limit of `u64::MAX` stays exact.
         let params = Reserve {
             agent: agent.to_owned(),
             day: int("day", day).map_err(unreachable)?,
             session: int("session", session_start).map_err(unreachable)?,
             sats: int("sats", sats).map_err(unreachable)?,
             tokens: int("tokens", tokens).map_err(unreachable)?,
-            budget,
-            cap,
+            daily_limit: budget.daily_limit_sats.to_string(),
+            session_limit: budget.session_limit_sats.to_string(),
+            token_cap: cap.map(|c| c.to_string()),
             hold: id.clone(),
             backend: backend.as_str(),
             input: int("input", usage.input_tokens).map_err(unreachable)?,
@@ -115,13 +125,16 @@ impl SharedBudgets {
             lease: int("lease", self.lease.as_secs()).map_err(unreachable)?,
             owner: self.owner.clone(),
         };
-        let refused = self
-            .store
-            .run(move |client| async move { params.execute(&client).await })
-            .await
-            .map_err(unreachable)?;
+        let refused = match self.store.reserve(Job::Reserve(params)).await {
+            Ok(Done::Reserved(refused)) => refused,
+            Ok(_) => return Err(unreachable(PgError::WorkerStopped)),
+            Err(error) => return Err(unreachable(error)),
+        };
         match refused {
-            None => Ok(SharedHold(id)),
+            None => Ok(SharedHold {
+                id,
+                agent: agent.to_owned(),
+            }),
             Some((limit, used)) => {
                 Err(refusal(agent, &limit, used, sats, tokens, budget, cap, now))
             }
@@ -152,7 +165,7 @@ impl SharedBudgets {
 
     /// Extends hold `hold`'s lease by a full lease from now (the database's clock).
     pub async fn renew(&self, hold: &SharedHold) -> Result<bool, BudgetError> {
-        let id = hold.0.clone();
+        let id = hold.id.clone();
         let lease = int("lease", self.lease.as_secs()).map_err(unreachable)?;
         self.store
             .run(move |client| async move {
@@ -273,20 +286,19 @@ impl SharedBudgets {
 
 /// The `ao_settle` call that ends `hold`: charging `record`, or releasing it with `None`.
 fn settle_of(hold: &SharedHold, record: Option<&CostRecord>) -> Result<Settle, BudgetError> {
-    let (agent, backend, input, output, cost, timestamp) = match record {
+    let (backend, input, output, cost, timestamp) = match record {
         Some(r) => (
-            r.agent_name.clone(),
             r.backend.as_str(),
             int("input", r.input_tokens).map_err(unreachable)?,
             int("output", r.output_tokens).map_err(unreachable)?,
             int("cost", r.cost_sats).map_err(unreachable)?,
             int("timestamp", r.timestamp).map_err(unreachable)?,
         ),
-        None => (String::new(), "local", 0, 0, 0, 0),
+        None => ("local", 0, 0, 0, 0),
     };
     Ok(Settle {
-        id: hold.0.clone(),
-        agent,
+        id: hold.id.clone(),
+        agent: hold.agent.clone(),
         charge: record.is_some(),
         backend,
         input,
@@ -299,65 +311,7 @@ fn settle_of(hold: &SharedHold, record: Option<&CostRecord>) -> Result<Settle, B
 fn settled(done: Result<Done, PgError>) -> Result<bool, BudgetError> {
     match done.map_err(unreachable)? {
         Done::Settled(settled) => Ok(settled),
-        Done::Appended(_) => Err(unreachable(PgError::WorkerStopped)),
-    }
-}
-
-/// The parameters of one `ao_reserve` call.
-struct Reserve {
-    agent: String,
-    day: i64,
-    session: i64,
-    sats: i64,
-    tokens: i64,
-    budget: BudgetConfig,
-    cap: Option<u64>,
-    hold: String,
-    backend: &'static str,
-    input: i64,
-    output: i64,
-    now: i64,
-    lease: i64,
-    owner: String,
-}
-
-impl Reserve {
-    /// Runs `ao_reserve`; `None` when admitted, else the refusing limit and what was used.
-    async fn execute(
-        &self,
-        client: &deadpool_postgres::Object,
-    ) -> Result<Option<(String, u64)>, PgError> {
-        // Limits go as text to NUMERIC, so that a limit of `u64::MAX` stays exact.
-        let daily = self.budget.daily_limit_sats.to_string();
-        let session = self.budget.session_limit_sats.to_string();
-        let cap = self.cap.map(|c| c.to_string());
-        let row = client
-            .query_one(
-                "SELECT refused, used::TEXT FROM ao_reserve($1, $2, $3, $4, $5, $6::TEXT::NUMERIC,
-                   $7::TEXT::NUMERIC, $8::TEXT::NUMERIC, $9, $10, $11, $12, $13,
-                   extract(epoch FROM clock_timestamp())::BIGINT + $14, $15)",
-                &[
-                    &self.agent,
-                    &self.day,
-                    &self.session,
-                    &self.sats,
-                    &self.tokens,
-                    &daily,
-                    &session,
-                    &cap,
-                    &self.hold,
-                    &self.backend,
-                    &self.input,
-                    &self.output,
-                    &self.now,
-                    &self.lease,
-                    &self.owner,
-                ],
-            )
-            .await?;
-        let refused: Option<String> = row.try_get(0)?;
-        let used: String = row.try_get(1)?;
-        Ok(refused.map(|limit| (limit, used.parse().unwrap_or(u64::MAX))))
+        _ => Err(unreachable(PgError::WorkerStopped)),
     }
 }
 

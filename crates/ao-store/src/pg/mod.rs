@@ -66,6 +66,7 @@ pub struct PgStore {
     pool: Pool,
     worker: Worker,
     writer: Writer,
+    reserver: Writer,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -101,11 +102,13 @@ impl PgStore {
                 reason: e.to_string(),
             })?;
         let writer = Writer::start(worker.handle(), pool.clone());
+        let reserver = Writer::start(worker.handle(), pool.clone());
         let store = Self {
             config: std::sync::Arc::new(config),
             pool,
             worker,
             writer,
+            reserver,
         };
         let pool = store.pool.clone();
         store.block_on(async move { schema::migrate(&pool).await })?;
@@ -153,6 +156,12 @@ impl PgStore {
     /// Queues `job` for the writer (committed with others in one transaction) and waits for it.
     pub(crate) async fn submit(&self, job: Job) -> Result<Done, PgError> {
         self.writer.submit(job).await
+    }
+
+    /// Queues a reservation (made with the others that arrive meanwhile, in one transaction,
+    /// apart from the writes of the audit chain) and waits for it.
+    pub(crate) async fn reserve(&self, job: Job) -> Result<Done, PgError> {
+        self.reserver.submit(job).await
     }
 
     /// [`submit`](PgStore::submit) for synchronous callers.

@@ -36,12 +36,35 @@ pub(crate) struct Settle {
     pub(crate) timestamp: i64,
 }
 
+/// Reserves for one call (`ao_reserve`) and writes its hold.
+#[derive(Debug, Clone)]
+pub(crate) struct Reserve {
+    pub(crate) agent: String,
+    pub(crate) day: i64,
+    pub(crate) session: i64,
+    pub(crate) sats: i64,
+    pub(crate) tokens: i64,
+    /// The limits as decimal text, read as `NUMERIC` (exact up to `u64::MAX`).
+    pub(crate) daily_limit: String,
+    pub(crate) session_limit: String,
+    pub(crate) token_cap: Option<String>,
+    pub(crate) hold: String,
+    pub(crate) backend: &'static str,
+    pub(crate) input: i64,
+    pub(crate) output: i64,
+    pub(crate) now: i64,
+    pub(crate) lease: i64,
+    pub(crate) owner: String,
+}
+
 /// A write for the writer.
 pub(crate) enum Job {
     /// End a hold; answered with whether it was still there.
     Settle(Settle),
     /// Append an audit entry; answered with the entry.
     Append(AuditEvent),
+    /// Reserve for a call; answered with the refusing limit and what was used, if refused.
+    Reserve(Reserve),
 }
 
 /// What a job did.
@@ -50,6 +73,8 @@ pub(crate) enum Done {
     Settled(bool),
     /// The entry appended.
     Appended(AuditEntry),
+    /// `None` when admitted, else the limit that refused and what was used against it.
+    Reserved(Option<(String, u64)>),
 }
 
 struct Queued {
@@ -112,35 +137,133 @@ async fn run(pool: Pool, mut jobs: mpsc::UnboundedReceiver<Queued>) {
     }
 }
 
-/// Writes `jobs` in one transaction.
+/// Writes `jobs` in one transaction. The chain's lock is taken first, and only when a job
+/// appends to it (reservations do not).
 async fn write(pool: &Pool, jobs: &[Job]) -> Result<Vec<Done>, PgError> {
     let mut client = pool.get().await.map_err(PgError::pool)?;
     let tx = client.transaction().await?;
-    let mut chain = Chain::lock(&tx).await?;
+    let mut chain = if jobs.iter().any(|j| !matches!(j, Job::Reserve(_))) {
+        Some(Chain::lock(&tx).await?)
+    } else {
+        None
+    };
     let settles: Vec<&Settle> = jobs
         .iter()
         .filter_map(|j| match j {
             Job::Settle(s) => Some(s),
-            Job::Append(_) => None,
+            _ => None,
+        })
+        .collect();
+    let reserves: Vec<&Reserve> = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Job::Reserve(r) => Some(r),
+            _ => None,
         })
         .collect();
     let mut settled = settle_in(&tx, &settles).await?.into_iter();
+    let mut reserved = reserve_in(&tx, &reserves).await?.into_iter();
     let mut done = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match job {
-            Job::Settle(settle) => {
+        match (job, chain.as_mut()) {
+            (Job::Settle(settle), Some(chain)) => {
                 let recorded = settled.next().flatten();
                 if let Some(seq) = recorded.filter(|seq| *seq > 0) {
                     chain.push(cost_entry(settle, seq)?);
                 }
                 done.push(Done::Settled(recorded.is_some()));
             }
-            Job::Append(event) => done.push(Done::Appended(chain.push(event.clone()))),
+            (Job::Append(event), Some(chain)) => {
+                done.push(Done::Appended(chain.push(event.clone())))
+            }
+            (Job::Reserve(_), _) => done.push(Done::Reserved(reserved.next().flatten())),
+            (_, None) => return Err(PgError::WorkerStopped),
         }
     }
-    chain.write(&tx).await?;
+    if let Some(chain) = chain {
+        chain.write(&tx).await?;
+    }
     tx.commit().await.map_err(lost)?;
     Ok(done)
+}
+
+/// The order to lock `agents`' budget rows in: by agent, arrival order kept within one. Every
+/// transaction that locks several agents' rows locks them in this order, so none waits on
+/// another in a cycle.
+fn by_agent<'a>(agents: impl Iterator<Item = &'a str>) -> Vec<usize> {
+    let agents: Vec<&str> = agents.collect();
+    let mut order: Vec<usize> = (0..agents.len()).collect();
+    order.sort_by_key(|&i| agents[i]);
+    order
+}
+
+/// Puts `results`, in `order`, back in arrival order.
+fn unsorted<T: Default + Clone>(order: &[usize], results: Vec<T>) -> Vec<T> {
+    let mut back = vec![T::default(); order.len()];
+    for (&i, result) in order.iter().zip(results) {
+        back[i] = result;
+    }
+    back
+}
+
+/// Runs `ao_reserve` for every one of `reserves`, locking agents' rows in agent order, in one
+/// statement; for each, `None` when admitted, else the refusing limit and what was used.
+async fn reserve_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    reserves: &[&Reserve],
+) -> Result<Vec<Option<(String, u64)>>, PgError> {
+    if reserves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let order = by_agent(reserves.iter().map(|r| r.agent.as_str()));
+    let sorted: Vec<&Reserve> = order.iter().map(|&i| reserves[i]).collect();
+    let column = |f: fn(&Reserve) -> i64| sorted.iter().map(|r| f(r)).collect::<Vec<i64>>();
+    let text = |f: fn(&Reserve) -> &str| sorted.iter().map(|r| f(r)).collect::<Vec<&str>>();
+    let caps: Vec<Option<&str>> = sorted.iter().map(|r| r.token_cap.as_deref()).collect();
+    let rows = tx
+        .query(
+            "SELECT r.refused, r.used::TEXT
+             FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[],
+                         $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
+                         $11::BIGINT[], $12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::TEXT[])
+                  WITH ORDINALITY AS u(agent, day, session, sats, tokens, daily, sess, cap, hold,
+                                       backend, input, output, now, lease, owner, n)
+             CROSS JOIN LATERAL ao_reserve(u.agent, u.day, u.session, u.sats, u.tokens,
+                 u.daily::NUMERIC, u.sess::NUMERIC, u.cap::NUMERIC, u.hold, u.backend, u.input,
+                 u.output, u.now, extract(epoch FROM clock_timestamp())::BIGINT + u.lease,
+                 u.owner) AS r
+             ORDER BY u.n",
+            &[
+                &text(|r| &r.agent),
+                &column(|r| r.day),
+                &column(|r| r.session),
+                &column(|r| r.sats),
+                &column(|r| r.tokens),
+                &text(|r| &r.daily_limit),
+                &text(|r| &r.session_limit),
+                &caps,
+                &text(|r| &r.hold),
+                &text(|r| r.backend),
+                &column(|r| r.input),
+                &column(|r| r.output),
+                &column(|r| r.now),
+                &column(|r| r.lease),
+                &text(|r| &r.owner),
+            ],
+        )
+        .await?;
+    let results = rows
+        .iter()
+        .map(|row| {
+            let refused: Option<String> = row.try_get(0)?;
+            let used: Option<String> = row.try_get(1)?;
+            Ok(refused.map(|limit| {
+                let used = used.and_then(|u| u.parse().ok()).unwrap_or(u64::MAX);
+                (limit, used)
+            }))
+        })
+        .collect::<Result<Vec<_>, PgError>>()?;
+    Ok(unsorted(&order, results))
 }
 
 /// A commit that did not answer may have happened.
@@ -168,8 +291,9 @@ pub(crate) fn cost_entry(settle: &Settle, seq: i64) -> Result<AuditEvent, PgErro
     Ok(cost_event(&settle.agent, &detail)?)
 }
 
-/// Runs `ao_settle` for every one of `settles`, in order, in one statement; for each, the cost
-/// record's seq when charged, 0 when released, `None` when the hold was gone.
+/// Runs `ao_settle` for every one of `settles`, locking agents' rows in agent order, in one
+/// statement; for each, the cost record's seq when charged, 0 when released, `None` when the
+/// hold was gone.
 pub(crate) async fn settle_in(
     tx: &deadpool_postgres::Transaction<'_>,
     settles: &[&Settle],
@@ -177,13 +301,15 @@ pub(crate) async fn settle_in(
     if settles.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<&str> = settles.iter().map(|s| s.id.as_str()).collect();
-    let charge: Vec<bool> = settles.iter().map(|s| s.charge).collect();
-    let backend: Vec<&str> = settles.iter().map(|s| s.backend).collect();
-    let input: Vec<i64> = settles.iter().map(|s| s.input).collect();
-    let output: Vec<i64> = settles.iter().map(|s| s.output).collect();
-    let cost: Vec<i64> = settles.iter().map(|s| s.cost).collect();
-    let timestamp: Vec<i64> = settles.iter().map(|s| s.timestamp).collect();
+    let order = by_agent(settles.iter().map(|s| s.agent.as_str()));
+    let sorted: Vec<&Settle> = order.iter().map(|&i| settles[i]).collect();
+    let ids: Vec<&str> = sorted.iter().map(|s| s.id.as_str()).collect();
+    let charge: Vec<bool> = sorted.iter().map(|s| s.charge).collect();
+    let backend: Vec<&str> = sorted.iter().map(|s| s.backend).collect();
+    let input: Vec<i64> = sorted.iter().map(|s| s.input).collect();
+    let output: Vec<i64> = sorted.iter().map(|s| s.output).collect();
+    let cost: Vec<i64> = sorted.iter().map(|s| s.cost).collect();
+    let timestamp: Vec<i64> = sorted.iter().map(|s| s.timestamp).collect();
     let rows = tx
         .query(
             "SELECT ao_settle(h, c, b, i, o, k, t)
@@ -193,7 +319,9 @@ pub(crate) async fn settle_in(
             &[&ids, &charge, &backend, &input, &output, &cost, &timestamp],
         )
         .await?;
-    rows.iter()
+    let results = rows
+        .iter()
         .map(|row| Ok(row.try_get::<_, Option<i64>>(0)?))
-        .collect()
+        .collect::<Result<Vec<_>, PgError>>()?;
+    Ok(unsorted(&order, results))
 }
