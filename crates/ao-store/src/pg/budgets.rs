@@ -32,6 +32,10 @@ pub struct SharedHold {
     pub id: String,
     /// The agent it is for.
     pub agent: String,
+    /// The start of the UTC day it reserved in.
+    pub day: u64,
+    /// The start of the session it reserved in.
+    pub session: u64,
 }
 
 /// What an agent has used in one UTC day, across every gateway.
@@ -134,6 +138,8 @@ impl SharedBudgets {
             None => Ok(SharedHold {
                 id,
                 agent: agent.to_owned(),
+                day,
+                session: session_start,
             }),
             Some((limit, used)) => {
                 Err(refusal(agent, &limit, used, sats, tokens, budget, cap, now))
@@ -195,7 +201,7 @@ impl SharedBudgets {
                 let rows = tx
                     .query(
                         "SELECT id, agent, backend, input_tokens, output_tokens, cost_sats,
-                                created_at
+                                created_at, coalesce(day, 0), coalesce(session, 0)
                          FROM holds
                          WHERE expires_at < extract(epoch FROM clock_timestamp())::BIGINT
                          ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED",
@@ -220,6 +226,8 @@ impl SharedBudgets {
                     settles.push(Settle {
                         id: hold.id.clone(),
                         agent: hold.agent_name.clone(),
+                        day: row.try_get(7)?,
+                        session: row.try_get(8)?,
                         charge: true,
                         backend: hold.backend.as_str(),
                         input: row.try_get(3)?,
@@ -299,6 +307,8 @@ fn settle_of(hold: &SharedHold, record: Option<&CostRecord>) -> Result<Settle, B
     Ok(Settle {
         id: hold.id.clone(),
         agent: hold.agent.clone(),
+        day: int("day", hold.day).map_err(unreachable)?,
+        session: int("session", hold.session).map_err(unreachable)?,
         charge: record.is_some(),
         backend,
         input,

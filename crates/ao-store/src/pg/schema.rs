@@ -129,13 +129,19 @@ const MIGRATIONS: &[&str] = &[
         RETURN QUERY SELECT NULL::TEXT, 0::NUMERIC;
     END $$;
 
-    -- Ends hold `p_hold`: its reservation leaves the windows, and the cost (if any) is spent and
-    -- recorded. Returns the cost record's seq when charged, 0 when released, and NULL if the
-    -- hold is gone (settled, released, or charged after its lease ran out): nothing is charged
-    -- twice. The caller writes the cost record's audit entry in the same transaction.
+    -- Ends hold `p_hold` of `p_agent` (reserved in windows `p_day` and `p_session`): its
+    -- reservation leaves the windows, and the cost (if any) is spent and recorded with the hold's
+    -- id. Returns the cost record's seq when charged, 0 when released, and NULL when there is
+    -- nothing to do: the hold was settled, released, or charged after its lease ran out (a
+    -- cost record names it). A charge for a hold that is gone and that no cost record names is
+    -- made all the same: its reservation was committed asynchronously and lost with the server,
+    -- but its call went out. Nothing is charged twice. The caller writes the cost record's audit
+    -- entry in the same transaction.
+    ALTER TABLE cost_records ADD COLUMN hold TEXT;
+    CREATE UNIQUE INDEX cost_records_by_hold ON cost_records (hold) WHERE hold IS NOT NULL;
     CREATE FUNCTION ao_settle(
-        p_hold TEXT, p_charge BOOLEAN, p_backend TEXT, p_input BIGINT, p_output BIGINT,
-        p_cost BIGINT, p_timestamp BIGINT
+        p_hold TEXT, p_agent TEXT, p_day BIGINT, p_session BIGINT, p_charge BOOLEAN,
+        p_backend TEXT, p_input BIGINT, p_output BIGINT, p_cost BIGINT, p_timestamp BIGINT
     ) RETURNS BIGINT LANGUAGE plpgsql AS $$
     DECLARE
         h holds;
@@ -143,19 +149,36 @@ const MIGRATIONS: &[&str] = &[
     BEGIN
         DELETE FROM holds WHERE id = p_hold RETURNING * INTO h;
         IF NOT FOUND THEN
-            RETURN NULL;
+            IF NOT p_charge OR EXISTS (SELECT 1 FROM cost_records WHERE hold = p_hold) THEN
+                RETURN NULL;
+            END IF;
+            h.agent := p_agent;
+            h.day := p_day;
+            h.session := p_session;
+            h.cost_sats := 0;
+            h.tokens := 0;
+            INSERT INTO budget_windows (agent, kind, start)
+                VALUES (p_agent, 'day', p_day), (p_agent, 'session', p_session)
+                ON CONFLICT DO NOTHING;
         END IF;
+        -- Day row, then session row, one statement each: the lock order of ao_reserve (one
+        -- UPDATE of both would lock them in the order it finds them, and deadlock with it).
         UPDATE budget_windows SET
             reserved_sats = GREATEST(reserved_sats - h.cost_sats, 0),
             reserved_tokens = GREATEST(reserved_tokens - h.tokens, 0),
             spent_sats = spent_sats + CASE WHEN p_charge THEN p_cost ELSE 0 END,
             spent_tokens = spent_tokens + CASE WHEN p_charge THEN p_input + p_output ELSE 0 END
-            WHERE agent = h.agent AND ((kind = 'day' AND start = h.day)
-                OR (kind = 'session' AND start = h.session));
+            WHERE agent = h.agent AND kind = 'day' AND start = h.day;
+        UPDATE budget_windows SET
+            reserved_sats = GREATEST(reserved_sats - h.cost_sats, 0),
+            reserved_tokens = GREATEST(reserved_tokens - h.tokens, 0),
+            spent_sats = spent_sats + CASE WHEN p_charge THEN p_cost ELSE 0 END,
+            spent_tokens = spent_tokens + CASE WHEN p_charge THEN p_input + p_output ELSE 0 END
+            WHERE agent = h.agent AND kind = 'session' AND start = h.session;
         IF p_charge THEN
             INSERT INTO cost_records
-                (agent, backend, input_tokens, output_tokens, cost_sats, timestamp)
-                VALUES (h.agent, p_backend, p_input, p_output, p_cost, p_timestamp)
+                (agent, backend, input_tokens, output_tokens, cost_sats, timestamp, hold)
+                VALUES (h.agent, p_backend, p_input, p_output, p_cost, p_timestamp, p_hold)
                 RETURNING seq INTO recorded;
         END IF;
         RETURN recorded;

@@ -28,6 +28,9 @@ const MAX_BATCH: usize = 512;
 pub(crate) struct Settle {
     pub(crate) id: String,
     pub(crate) agent: String,
+    /// The windows the hold reserved in: charged all the same if the hold was lost.
+    pub(crate) day: i64,
+    pub(crate) session: i64,
     pub(crate) charge: bool,
     pub(crate) backend: &'static str,
     pub(crate) input: i64,
@@ -145,6 +148,12 @@ async fn write(pool: &Pool, jobs: &[Job]) -> Result<Vec<Done>, PgError> {
     let mut chain = if jobs.iter().any(|j| !matches!(j, Job::Reserve(_))) {
         Some(Chain::lock(&tx).await?)
     } else {
+        // Reservations alone commit without waiting for the disk: the agent's row is locked
+        // until commit, and every call of the agent waits on it. The server writes the WAL
+        // within `wal_writer_delay`; only a crash of the server itself loses what it had not
+        // written, and then a call's settlement charges it all the same (`ao_settle`).
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
         None
     };
     let settles: Vec<&Settle> = jobs
@@ -304,6 +313,9 @@ pub(crate) async fn settle_in(
     let order = by_agent(settles.iter().map(|s| s.agent.as_str()));
     let sorted: Vec<&Settle> = order.iter().map(|&i| settles[i]).collect();
     let ids: Vec<&str> = sorted.iter().map(|s| s.id.as_str()).collect();
+    let agents: Vec<&str> = sorted.iter().map(|s| s.agent.as_str()).collect();
+    let days: Vec<i64> = sorted.iter().map(|s| s.day).collect();
+    let sessions: Vec<i64> = sorted.iter().map(|s| s.session).collect();
     let charge: Vec<bool> = sorted.iter().map(|s| s.charge).collect();
     let backend: Vec<&str> = sorted.iter().map(|s| s.backend).collect();
     let input: Vec<i64> = sorted.iter().map(|s| s.input).collect();
@@ -312,11 +324,15 @@ pub(crate) async fn settle_in(
     let timestamp: Vec<i64> = sorted.iter().map(|s| s.timestamp).collect();
     let rows = tx
         .query(
-            "SELECT ao_settle(h, c, b, i, o, k, t)
-             FROM unnest($1::TEXT[], $2::BOOLEAN[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[],
-                         $6::BIGINT[], $7::BIGINT[]) WITH ORDINALITY AS u(h, c, b, i, o, k, t, n)
+            "SELECT ao_settle(h, a, d, s, c, b, i, o, k, t)
+             FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BOOLEAN[],
+                         $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[])
+                  WITH ORDINALITY AS u(h, a, d, s, c, b, i, o, k, t, n)
              ORDER BY n",
-            &[&ids, &charge, &backend, &input, &output, &cost, &timestamp],
+            &[
+                &ids, &agents, &days, &sessions, &charge, &backend, &input, &output, &cost,
+                &timestamp,
+            ],
         )
         .await?;
     let results = rows

@@ -312,4 +312,116 @@ mod shared_budgets {
             assert_eq!((spend.sats, spend.outstanding), (40, 0));
         });
     }
+
+    fn deadlocks(store: &PgStore) -> i64 {
+        store
+            .call(|client| async move {
+                Ok(client
+                    .query_one(
+                        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+                        &[],
+                    )
+                    .await?
+                    .get::<_, i64>(0))
+            })
+            .unwrap()
+    }
+
+    /// Reservations and settlements of two agents, batched on four gateways at once, never
+    /// deadlock: every batch locks budget rows in one order (agent, then day before session).
+    #[test]
+    fn reservations_and_settlements_on_four_gateways_never_deadlock() {
+        let Some((first, schema)) = scratch() else {
+            return;
+        };
+        let before = deadlocks(&first);
+        let gateways: Vec<SharedBudgets> = (0..4)
+            .map(|_| {
+                let store = PgStore::connect(schema.url(), PgOptions::default()).unwrap();
+                SharedBudgets::new(store, limits(u64::MAX, u64::MAX), Duration::from_secs(600))
+            })
+            .collect();
+        runtime().block_on(async {
+            let calls = (0..800).map(|i| {
+                let budgets = gateways[i % 4].clone();
+                let agent = if i % 3 == 0 { "oracle" } else { "sisyphus" };
+                tokio::spawn(async move {
+                    let usage = TokenUsage::new(5, 5);
+                    let hold = budgets
+                        .reserve(agent, NOW - 3_600, 10, usage, BackendProvider::OpenAI, NOW)
+                        .await
+                        .unwrap();
+                    let record = CostRecord {
+                        agent_name: agent.into(),
+                        backend: BackendProvider::OpenAI,
+                        input_tokens: 5,
+                        output_tokens: 5,
+                        cost_sats: 3,
+                        timestamp: NOW,
+                    };
+                    let charge = (i % 2 == 0).then_some(&record);
+                    assert!(budgets.settle(&hold, charge).await.unwrap());
+                })
+            });
+            for call in futures_util::future::join_all(calls).await {
+                call.unwrap();
+            }
+        });
+        // The server's statistics reach the view within a second.
+        std::thread::sleep(Duration::from_millis(1_500));
+        assert_eq!(deadlocks(&first), before, "no deadlock was detected");
+        let spend = runtime()
+            .block_on(gateways[0].spend("sisyphus", NOW))
+            .unwrap();
+        let charged = (0..800u64).filter(|i| i % 3 != 0 && i % 2 == 0).count() as u64 * 3;
+        assert_eq!((spend.sats, spend.outstanding), (charged, 0));
+    }
+
+    /// A reservation lost with the server (committed asynchronously, never written) still gets
+    /// its call charged when the call settles; a hold charged after its lease is not charged
+    /// again by its call's settlement.
+    #[test]
+    fn a_charge_whose_hold_was_lost_is_made_and_none_is_made_twice() {
+        let Some((store, schema)) = scratch() else {
+            return;
+        };
+        let budgets =
+            SharedBudgets::new(store.clone(), limits(1_000, 1_000), Duration::from_secs(1));
+        let record = |cost_sats| CostRecord {
+            agent_name: "oracle".into(),
+            backend: BackendProvider::OpenAI,
+            input_tokens: 7,
+            output_tokens: 3,
+            cost_sats,
+            timestamp: NOW,
+        };
+        runtime().block_on(async {
+            let usage = TokenUsage::new(10, 10);
+            let lost = budgets
+                .reserve("oracle", NOW - 60, 60, usage, BackendProvider::OpenAI, NOW)
+                .await
+                .unwrap();
+            // The server lost the reservation: neither the hold nor the reserved sats remain.
+            schema
+                .execute("DELETE FROM holds; UPDATE budget_windows SET reserved_sats = 0")
+                .unwrap();
+            assert!(budgets.settle(&lost, Some(&record(25))).await.unwrap());
+            assert_eq!(budgets.spend("oracle", NOW).await.unwrap().sats, 25);
+            assert!(
+                !budgets.settle(&lost, Some(&record(25))).await.unwrap(),
+                "once"
+            );
+
+            // Charged by another gateway after its lease: the late settlement charges nothing.
+            let late = budgets
+                .reserve("oracle", NOW - 60, 40, usage, BackendProvider::OpenAI, NOW)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(2_100)).await;
+            assert_eq!(budgets.recover_expired().await.unwrap().len(), 1);
+            assert!(!budgets.settle(&late, Some(&record(30))).await.unwrap());
+            assert_eq!(budgets.spend("oracle", NOW).await.unwrap().sats, 25 + 40);
+        });
+        assert!(store.audit_report().unwrap().is_intact());
+    }
 }
