@@ -308,7 +308,7 @@ fn postgres_comparison(
     );
     clients.block_on(load_spread(client, &urls, AGENT_KEY, 200, 2));
     println!(
-        "\n| rate (total) | direct p99 | SQLite gateway p99 | {n} PostgreSQL gateways p99 | added p99: SQLite | added p99: PostgreSQL | PostgreSQL / SQLite (added p99) | errors |"
+        "\n| rate (total) | direct p50 / p99 | SQLite gateway p50 / p99 | {n} PostgreSQL gateways p50 / p99 | added p99: SQLite | added p99: PostgreSQL | PostgreSQL / SQLite (added p99) | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for rate in [500u64, 2_000] {
@@ -317,9 +317,12 @@ fn postgres_comparison(
         let pg = clients.block_on(load_spread(client, &urls, AGENT_KEY, rate, secs));
         let added = |s: &Stats| ms(s.percentile(990)) - ms(direct.percentile(990));
         println!(
-            "| {rate}/s | {:.3} ms | {:.3} ms | {:.3} ms | {:+.3} ms | {:+.3} ms | {:.2} | {} |",
+            "| {rate}/s | {:.3} / {:.3} ms | {:.3} / {:.3} ms | {:.3} / {:.3} ms | {:+.3} ms | {:+.3} ms | {:.2} | {} |",
+            ms(direct.percentile(500)),
             ms(direct.percentile(990)),
+            ms(sqlite.percentile(500)),
             ms(sqlite.percentile(990)),
+            ms(pg.percentile(500)),
             ms(pg.percentile(990)),
             added(&sqlite),
             added(&pg),

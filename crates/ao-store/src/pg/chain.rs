@@ -21,8 +21,10 @@ pub(crate) struct Chain {
 impl Chain {
     /// Takes the chain's lock for the rest of `tx` and reads its head.
     pub(crate) async fn lock(tx: &deadpool_postgres::Transaction<'_>) -> Result<Self, PgError> {
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])
+        let lock = tx
+            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
             .await?;
+        tx.execute(&lock, &[&CHAIN_LOCK]).await?;
         let head = head_in(tx).await?;
         Ok(Self {
             head,
@@ -64,10 +66,15 @@ impl Chain {
             prev_hash.push(e.prev_hash);
             hash.push(e.hash);
         }
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO audit_log (seq, timestamp, kind, agent, detail, prev_hash, hash)
+                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[],
+                                      $5::TEXT[], $6::TEXT[], $7::TEXT[])",
+            )
+            .await?;
         tx.execute(
-            "INSERT INTO audit_log (seq, timestamp, kind, agent, detail, prev_hash, hash)
-             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
-                                  $6::TEXT[], $7::TEXT[])",
+            &insert,
             &[&seq, &timestamp, &kind, &agent, &detail, &prev_hash, &hash],
         )
         .await?;
@@ -79,18 +86,18 @@ impl Chain {
 pub(crate) async fn head_in(
     tx: &impl deadpool_postgres::GenericClient,
 ) -> Result<Option<ChainHead>, PgError> {
-    tx.query_opt(
-        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-        &[],
-    )
-    .await?
-    .map(|row| {
-        Ok(ChainHead {
-            seq: uint("audit_log.seq", row.try_get(0)?)?,
-            hash: row.try_get(1)?,
+    let head = tx
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .await?;
+    tx.query_opt(&head, &[])
+        .await?
+        .map(|row| {
+            Ok(ChainHead {
+                seq: uint("audit_log.seq", row.try_get(0)?)?,
+                hash: row.try_get(1)?,
+            })
         })
-    })
-    .transpose()
+        .transpose()
 }
 
 /// Appends `event` after the chain's head inside the caller's transaction, taking the chain's

@@ -95,6 +95,11 @@ const MIGRATIONS: &[&str] = &[
         d budget_windows;
         s budget_windows;
     BEGIN
+        -- The transaction commits without waiting for the disk: the agent's row is locked until
+        -- commit, and every call of the agent waits on it. The server writes its WAL within
+        -- `wal_writer_delay`; a crash of the server itself loses what it had not written, and
+        -- the call's settlement then charges it all the same (ao_settle).
+        PERFORM set_config('synchronous_commit', 'off', true);
         INSERT INTO budget_windows (agent, kind, start)
             VALUES (p_agent, 'day', p_day), (p_agent, 'session', p_session)
             ON CONFLICT DO NOTHING;

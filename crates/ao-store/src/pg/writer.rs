@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use ao_audit::{AuditEntry, AuditEvent};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -140,22 +140,24 @@ async fn run(pool: Pool, mut jobs: mpsc::UnboundedReceiver<Queued>) {
     }
 }
 
-/// Writes `jobs` in one transaction. The chain's lock is taken first, and only when a job
-/// appends to it (reservations do not).
+/// Writes `jobs` in one transaction: reservations alone in one statement (their own
+/// transaction); anything else under the chain's lock, taken first.
 async fn write(pool: &Pool, jobs: &[Job]) -> Result<Vec<Done>, PgError> {
     let mut client = pool.get().await.map_err(PgError::pool)?;
+    if jobs.iter().all(|j| matches!(j, Job::Reserve(_))) {
+        // Reservations alone: one statement, its own transaction, one round trip.
+        let reserves: Vec<&Reserve> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Job::Reserve(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let reserved = reserve_in(&client, &reserves).await.map_err(lost_query)?;
+        return Ok(reserved.into_iter().map(Done::Reserved).collect());
+    }
     let tx = client.transaction().await?;
-    let mut chain = if jobs.iter().any(|j| !matches!(j, Job::Reserve(_))) {
-        Some(Chain::lock(&tx).await?)
-    } else {
-        // Reservations alone commit without waiting for the disk: the agent's row is locked
-        // until commit, and every call of the agent waits on it. The server writes the WAL
-        // within `wal_writer_delay`; only a crash of the server itself loses what it had not
-        // written, and then a call's settlement charges it all the same (`ao_settle`).
-        tx.batch_execute("SET LOCAL synchronous_commit = off")
-            .await?;
-        None
-    };
+    let mut chain = Chain::lock(&tx).await?;
     let settles: Vec<&Settle> = jobs
         .iter()
         .filter_map(|j| match j {
@@ -174,24 +176,19 @@ async fn write(pool: &Pool, jobs: &[Job]) -> Result<Vec<Done>, PgError> {
     let mut reserved = reserve_in(&tx, &reserves).await?.into_iter();
     let mut done = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match (job, chain.as_mut()) {
-            (Job::Settle(settle), Some(chain)) => {
+        match job {
+            Job::Settle(settle) => {
                 let recorded = settled.next().flatten();
                 if let Some(seq) = recorded.filter(|seq| *seq > 0) {
                     chain.push(cost_entry(settle, seq)?);
                 }
                 done.push(Done::Settled(recorded.is_some()));
             }
-            (Job::Append(event), Some(chain)) => {
-                done.push(Done::Appended(chain.push(event.clone())))
-            }
-            (Job::Reserve(_), _) => done.push(Done::Reserved(reserved.next().flatten())),
-            (_, None) => return Err(PgError::WorkerStopped),
+            Job::Append(event) => done.push(Done::Appended(chain.push(event.clone()))),
+            Job::Reserve(_) => done.push(Done::Reserved(reserved.next().flatten())),
         }
     }
-    if let Some(chain) = chain {
-        chain.write(&tx).await?;
-    }
+    chain.write(&tx).await?;
     tx.commit().await.map_err(lost)?;
     Ok(done)
 }
@@ -218,7 +215,7 @@ fn unsorted<T: Default + Clone>(order: &[usize], results: Vec<T>) -> Vec<T> {
 /// Runs `ao_reserve` for every one of `reserves`, locking agents' rows in agent order, in one
 /// statement; for each, `None` when admitted, else the refusing limit and what was used.
 async fn reserve_in(
-    tx: &deadpool_postgres::Transaction<'_>,
+    client: &impl GenericClient,
     reserves: &[&Reserve],
 ) -> Result<Vec<Option<(String, u64)>>, PgError> {
     if reserves.is_empty() {
@@ -229,8 +226,8 @@ async fn reserve_in(
     let column = |f: fn(&Reserve) -> i64| sorted.iter().map(|r| f(r)).collect::<Vec<i64>>();
     let text = |f: fn(&Reserve) -> &str| sorted.iter().map(|r| f(r)).collect::<Vec<&str>>();
     let caps: Vec<Option<&str>> = sorted.iter().map(|r| r.token_cap.as_deref()).collect();
-    let rows = tx
-        .query(
+    let statement = client
+        .prepare_cached(
             "SELECT r.refused, r.used::TEXT
              FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[],
                          $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[],
@@ -242,6 +239,11 @@ async fn reserve_in(
                  u.output, u.now, extract(epoch FROM clock_timestamp())::BIGINT + u.lease,
                  u.owner) AS r
              ORDER BY u.n",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &statement,
             &[
                 &text(|r| &r.agent),
                 &column(|r| r.day),
@@ -273,6 +275,14 @@ async fn reserve_in(
         })
         .collect::<Result<Vec<_>, PgError>>()?;
     Ok(unsorted(&order, results))
+}
+
+/// A statement that committed on its own and did not answer may have happened.
+fn lost_query(error: PgError) -> PgError {
+    match error {
+        PgError::Query(e) => lost(e),
+        other => other,
+    }
 }
 
 /// A commit that did not answer may have happened.
@@ -322,13 +332,18 @@ pub(crate) async fn settle_in(
     let output: Vec<i64> = sorted.iter().map(|s| s.output).collect();
     let cost: Vec<i64> = sorted.iter().map(|s| s.cost).collect();
     let timestamp: Vec<i64> = sorted.iter().map(|s| s.timestamp).collect();
-    let rows = tx
-        .query(
+    let statement = tx
+        .prepare_cached(
             "SELECT ao_settle(h, a, d, s, c, b, i, o, k, t)
              FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BOOLEAN[],
                          $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[])
                   WITH ORDINALITY AS u(h, a, d, s, c, b, i, o, k, t, n)
              ORDER BY n",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &statement,
             &[
                 &ids, &agents, &days, &sessions, &charge, &backend, &input, &output, &cost,
                 &timestamp,
