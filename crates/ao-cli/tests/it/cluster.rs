@@ -456,3 +456,72 @@ async fn a_key_revoked_on_one_gateway_is_refused_by_all_within_two_seconds() {
         }
     }
 }
+
+/// `ao approvals approve --db postgres://...` decides a request filed through a gateway: the
+/// call waiting on it there goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_made_with_the_cli_wakes_the_call_waiting_on_a_gateway() {
+    let _serial = SERIAL.lock().await;
+    let Some(schema) = scratch() else {
+        return;
+    };
+    let provider = SimServer::start(Behavior::reply()).await.unwrap();
+    let operator = Keys::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = format!(
+        "autonomy = \"supervised\"\noperator = \"{}\"",
+        operator.public_key().to_hex()
+    );
+    let config = config(
+        dir.path(),
+        schema.url(),
+        &provider.url(),
+        &agent,
+        "[approvals]\nwait_secs = 20",
+    );
+    let gateways: Vec<Gateway> = (0..2).map(|_| serve(&config)).collect();
+    let client = reqwest::Client::new();
+    let waiting = {
+        let (client, url) = (client.clone(), gateways[0].url("/v1/chat/completions"));
+        tokio::spawn(async move { post(&client, &url, &[]).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let id = loop {
+        let listed = crate::ao(&["approvals", "--db", schema.url(), "list"], &[]);
+        let text = crate::stdout(&listed);
+        // A header line, then one line per pending request, its id first.
+        if let Some(id) = text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().next())
+        {
+            break id.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the CLI never listed the request: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let key_file = dir.path().join("operator.nsec");
+    std::fs::write(&key_file, operator.secret_key().to_secret_hex()).unwrap();
+    let approved = crate::ao(
+        &[
+            "approvals",
+            "--db",
+            schema.url(),
+            "approve",
+            &id,
+            "--key-file",
+            path_str(&key_file),
+        ],
+        &[],
+    );
+    assert!(approved.status.success(), "{}", crate::stderr(&approved));
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the call waiting on the gateway woke")
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(provider.requests(), 1);
+}
