@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use ao_approvals::{ApprovalError, ApprovalStatus, SolverAgentCoordinator};
 use ao_routing::http::{
-    ChatRequest, DEFAULT_IMAGE_TOKENS, DEFAULT_MAX_CHOICES, choices, estimate_input,
+    ChatMessage, ChatRequest, DEFAULT_IMAGE_TOKENS, DEFAULT_MAX_CHOICES, choices, estimate_input,
 };
 use ao_routing::{BackendConfig, BackendProvider};
 use ao_types::{Report, TokenUsage, utc_day_start};
@@ -193,8 +193,9 @@ impl Orchestrator {
             return Ok(Some(id.clone()));
         }
         let description = format!(
-            "chat completion by agent `{}`, estimated at {estimate_sats} sats",
-            coordinator.identity().name
+            "chat completion by agent `{}`, estimated at {estimate_sats} sats: {}",
+            coordinator.identity().name,
+            summary(request)
         );
         let request_id = coordinator
             .try_request_approval_for(COMPLETION_ACTION, &description, estimate_sats, request_hash)
@@ -298,4 +299,44 @@ fn canonical_json(value: &serde_json::Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
+}
+
+/// The most characters of the agent's last message an approval's description quotes.
+const QUOTED_CHARS: usize = 200;
+
+/// What an operator needs to decide on a completion: its model, its size and the start of the
+/// agent's last message, quoted with control characters removed (the description is shown in
+/// terminals and in the console, always as text).
+pub(crate) fn summary(request: &ChatRequest) -> String {
+    let last = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .or(request.messages.last())
+        .map(ChatMessage::text)
+        .unwrap_or_default();
+    let words: Vec<&str> = last.split_whitespace().collect();
+    let flat = words.join(" ");
+    let mut quoted: String = flat
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(QUOTED_CHARS)
+        .collect();
+    if flat.chars().filter(|c| !c.is_control()).count() > QUOTED_CHARS {
+        quoted.push('…');
+    }
+    let limit = request
+        .output_limit()
+        .map_or_else(|| "the default".to_owned(), |n| n.to_string());
+    format!(
+        "model `{}`, {} message(s), at most {limit} output tokens; last message: \"{quoted}\"",
+        request
+            .model
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect::<String>(),
+        request.messages.len(),
+    )
 }

@@ -256,6 +256,29 @@ async fn a_supervised_agent_waits_for_approval() {
     assert_eq!(codex.requests(), 0);
     assert_eq!(o.tracker().outstanding_reservations("sisyphus").unwrap(), 0);
     let coordinator = o.coordinator("sisyphus").unwrap();
+    // The operator sees what the call asks for: its size and the start of its last message,
+    // with the agent's control characters (a terminal escape, say) removed.
+    let asked = ChatRequest::new(vec![
+        ChatMessage::new("system", "be brief"),
+        ChatMessage::new("user", format!("wire \u{1b}[2J{}", "x".repeat(500))),
+    ])
+    .with_max_tokens(100);
+    let Err(OrchestratorError::NeedsApproval { request_id: other }) =
+        o.complete("sisyphus", asked).await
+    else {
+        panic!("an approval was needed")
+    };
+    let description = coordinator.record(&other).unwrap().request.description;
+    assert!(
+        description
+            .contains("2 message(s), at most 100 output tokens; last message: \"wire [2Jxxx"),
+        "{description}"
+    );
+    assert!(!description.contains('\u{1b}'), "{description}");
+    assert!(
+        description.ends_with("x…\""),
+        "cut at 200 characters: {description}"
+    );
     let with = |id: &str| CallOptions {
         approval_id: Some(id.to_owned()),
         ..CallOptions::default()
