@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ceremony;
 mod coordinator;
 mod error;
 mod node;
