@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bunker;
 pub mod ceremony;
 mod coordinator;
 mod error;
@@ -35,6 +36,7 @@ mod signer;
 mod transport;
 pub mod wire;
 
+pub use bunker::{Bunker, BunkerConfig};
 pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use error::{Shortfall, SignerError};
 pub use node::{NodeConfig, SignerNode};

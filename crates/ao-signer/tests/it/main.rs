@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
 #![allow(missing_docs, reason = "test code")]
 
+mod bunker;
 mod ceremony;
 mod signing;
 
