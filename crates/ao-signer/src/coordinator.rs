@@ -227,6 +227,9 @@ impl Coordinator {
                 .filter(|i| !left_out.contains(i))
                 .collect();
             if candidates.len() < usize::from(inner.group.threshold()) {
+                report.silent.sort_unstable();
+                report.refused.sort();
+                report.culprits.sort_unstable();
                 return Err(report.into());
             }
             if let Some(signature) = inner
@@ -360,10 +363,12 @@ impl Inner {
     ) {
         let deadline = Instant::now() + self.config.timeout;
         let mut waiting: BTreeSet<u16> = asked.iter().copied().collect();
+        let mut timed_out = false;
         while commitments.len() < self.threshold()
             && commitments.len() + waiting.len() >= self.threshold()
         {
             let Ok(Some((from, body))) = tokio::time::timeout_at(deadline, rx.recv()).await else {
+                timed_out = true;
                 break;
             };
             if !waiting.contains(&from) {
@@ -389,7 +394,9 @@ impl Inner {
                 _ => {}
             }
         }
-        if commitments.len() < self.threshold() {
+        // Those still awaited when the others' refusals made the attempt hopeless were not
+        // waited for: they are not called silent.
+        if timed_out && commitments.len() < self.threshold() {
             report.silent.extend(waiting);
         }
     }

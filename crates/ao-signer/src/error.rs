@@ -163,13 +163,13 @@ pub struct Shortfall {
 
 impl std::error::Error for Shortfall {}
 
-/// "2", "2 and 3", "1, 2 and 3".
-fn list(indices: &[u16]) -> String {
+/// "signer 2", "signers 2 and 3", "signers 1, 2 and 3".
+fn signers(indices: &[u16]) -> String {
     let words: Vec<String> = indices.iter().map(u16::to_string).collect();
     match words.split_last() {
         None => String::new(),
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        Some((last, [])) => format!("signer {last}"),
+        Some((last, rest)) => format!("signers {} and {last}", rest.join(", ")),
     }
 }
 
@@ -179,8 +179,8 @@ impl fmt::Display for Shortfall {
         if !self.culprits.is_empty() {
             write!(
                 f,
-                "; signer {} sent an invalid partial signature and was left out",
-                list(&self.culprits)
+                "; {} sent an invalid partial signature, left out of every retry",
+                signers(&self.culprits)
             )?;
         }
         for (index, reason) in &self.refused {
@@ -189,11 +189,17 @@ impl fmt::Display for Shortfall {
         if !self.silent.is_empty() {
             write!(
                 f,
-                "; no answer within {:?} from signer {}",
+                "; no answer within {:?} from {}",
                 self.timeout,
-                list(&self.silent)
+                signers(&self.silent)
             )?;
         }
-        f.write_str("; start the signer nodes that are down (`ao signer`), or wait and retry")
+        if !self.silent.is_empty() {
+            f.write_str("; start the signer nodes that are down (`ao signer`), or wait and retry")
+        } else if !self.refused.is_empty() {
+            f.write_str("; ask for what the nodes' policies allow, or change their policies")
+        } else {
+            f.write_str("; replace the faulty signer's share (`ao repair`), or sign with others")
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! 2. the envelope is of this group, and fresh: made at most `max_age` before (or after) the
 //!    node's clock;
 //! 3. the request id is new to this process (the replay cache holds ids for twice `max_age`,
-//!    past which a replay is stale anyway);
+//!    past which a replay is stale anyway), and the request was made after the process started
+//!    (so a restart, which forgets the cache, does not reopen it);
 //! 4. its policy allows the payload (the event's kind, or raw messages at all), and the rate
 //!    limit has room.
 //!
@@ -28,7 +29,7 @@ use nostr::{PublicKey, Timestamp};
 
 use crate::error::SignerError;
 use crate::policy::{Contribution, ContributionLog, NodePolicy, RateWindow};
-use crate::transport::Relays;
+use crate::transport::{Incoming, Relays};
 use crate::wire::{Envelope, Payload, RequestId, SIGNING_KIND, SignBody, WireCommitment};
 
 /// How a node is run.
@@ -74,6 +75,7 @@ pub struct SignerNode {
     handled: HashMap<RequestId, u64>,
     rate: RateWindow,
     log: Option<ContributionLog>,
+    started_at: u64,
 }
 
 impl std::fmt::Debug for SignerNode {
@@ -119,7 +121,16 @@ impl SignerNode {
             handled: HashMap::new(),
             rate: RateWindow::default(),
             log,
+            started_at: 0,
         })
+    }
+
+    /// Refuses every request made before `at` (Unix seconds): those were not meant for this
+    /// process, which holds no nonces for them and has no memory of them. [`SignerNode::serve`]
+    /// sets it to the time it starts.
+    pub fn refuse_before(mut self, at: u64) -> Self {
+        self.started_at = at;
+        self
     }
 
     /// This node's signer index.
@@ -181,6 +192,12 @@ impl SignerNode {
                 "the request is stale: made {} s ago, and this node takes requests up to {max_age} s old",
                 now.saturating_sub(envelope.created_at)
             ));
+        }
+        if envelope.created_at < self.started_at {
+            return Err(
+                "the request was made before this node started: a replay, or meant for a node that is gone"
+                    .into(),
+            );
         }
         if envelope.created_at.saturating_sub(now) > max_age {
             return Err(format!(
@@ -334,9 +351,22 @@ impl SignerNode {
         Ok(())
     }
 
-    /// Runs the node on `relays` until they shut down.
-    pub async fn run(mut self, relays: Relays) -> Result<(), SignerError> {
-        let mut incoming = relays.subscribe(&[SIGNING_KIND]).await?;
+    /// Subscribes on `relays` and runs the node until they shut down.
+    pub async fn run(self, relays: Relays) -> Result<(), SignerError> {
+        let incoming = relays.subscribe(&[SIGNING_KIND]).await?;
+        self.serve(incoming, relays).await
+    }
+
+    /// Runs the node on `incoming`, a subscription to kind [`SIGNING_KIND`] on `relays`, until
+    /// the relays shut down.
+    pub async fn serve(
+        mut self,
+        mut incoming: Incoming,
+        relays: Relays,
+    ) -> Result<(), SignerError> {
+        if self.started_at == 0 {
+            self.started_at = Timestamp::now().as_secs();
+        }
         tracing::info!(
             "signer {} of group {} listening on {} as {}",
             self.index(),

@@ -134,6 +134,18 @@ fn a_request_signs_once_and_a_replay_or_a_stale_request_is_refused() {
 }
 
 #[test]
+fn a_restarted_node_refuses_requests_made_before_it_started() {
+    let mut s = setup(raw());
+    let boss = s.coordinator;
+    let mut node = s.nodes.remove(0).refuse_before(NOW);
+    let earlier = envelope(&s, RequestId::random(), NOW - 1, commit_request([1; 32]));
+    let reason = refusal(node.handle(&boss, earlier, NOW + 1));
+    assert!(reason.contains("before this node started"), "{reason}");
+    let fresh = envelope(&s, RequestId::random(), NOW, commit_request([1; 32]));
+    commitment(node.handle(&boss, fresh, NOW + 1));
+}
+
+#[test]
 fn nonces_expire_and_only_the_asking_coordinator_may_use_them() {
     let mut s = setup(raw());
     let boss = s.coordinator;

@@ -63,7 +63,7 @@ async fn three_nodes_sign_and_two_suffice() {
     assert_eq!(shortfall.silent, vec![1, 2]);
     let message = err.to_string();
     assert!(
-        message.contains("no answer within 3s from signer 1 and 2"),
+        message.contains("no answer within 3s from signers 1 and 2"),
         "{message}"
     );
 }
@@ -95,7 +95,7 @@ async fn a_tampered_partial_names_its_signer_who_is_left_out_of_the_retry() {
     assert_eq!(shortfall.culprits, vec![1], "{err}");
     assert!(
         err.to_string()
-            .contains("signer 1 sent an invalid partial signature and was left out"),
+            .contains("signer 1 sent an invalid partial signature, left out of every retry"),
         "{err}"
     );
 }
