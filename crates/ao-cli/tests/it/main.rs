@@ -7,6 +7,7 @@ mod approvals;
 mod crash;
 mod demo;
 mod hostile;
+mod relays;
 mod serve;
 mod threshold;
 
