@@ -5,11 +5,14 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod nodelay;
+
 use ao_types::Report;
 use nostr::{Event, EventId, Filter, Keys, Kind, PublicKey, Timestamp};
 use nostr_relay_pool::{RelayOptions, RelayPool, RelayPoolNotification, SubscribeOptions};
 use tokio::sync::broadcast;
 
+use self::nodelay::NoDelay;
 use crate::error::SignerError;
 use crate::wire::Channel;
 
@@ -32,7 +35,7 @@ impl Relays {
         if urls.is_empty() {
             return Err(SignerError::NoRelays);
         }
-        let pool = RelayPool::default();
+        let pool = RelayPool::builder().websocket_transport(NoDelay).build();
         for url in urls {
             pool.add_relay(url.as_str(), RelayOptions::default())
                 .await
