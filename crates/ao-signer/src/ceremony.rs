@@ -29,12 +29,12 @@ use ao_threshold::{
 use ao_types::Report;
 use nostr::hashes::{Hash, sha256};
 use nostr::nips::nip44;
-use nostr::{Event, Keys, PublicKey, Timestamp};
+use nostr::{Event, Keys, PublicKey};
 use tokio::time::Instant;
 
 use crate::error::SignerError;
 use crate::transport::Relays;
-use crate::wire::{CEREMONY_KIND, CeremonyBody, Envelope, RequestId};
+use crate::wire::{CEREMONY_KIND, CeremonyBody, Envelope, RequestId, millis, now_ms};
 
 /// How long a ceremony waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,12 +338,7 @@ impl<'a> Ceremony<'a> {
 
 impl Ceremony<'_> {
     fn send(&self, to: u16, body: CeremonyBody) -> Result<(), SignerError> {
-        let envelope = Envelope::new(
-            self.id.to_string(),
-            self.id,
-            Timestamp::now().as_secs(),
-            body,
-        );
+        let envelope = Envelope::new(self.id.to_string(), self.id, now_ms(), body);
         let key = &self.peers[usize::from(to) - 1];
         let event = self.relays.channel().seal(CEREMONY_KIND, key, &envelope)?;
         self.relays.send_later(event);
@@ -413,9 +408,8 @@ impl Ceremony<'_> {
                     return Ok(());
                 }
             };
-        let now = Timestamp::now().as_secs();
         if envelope.session != self.id.to_string()
-            || now.abs_diff(envelope.created_at) > self.options.max_age.as_secs()
+            || now_ms().abs_diff(envelope.created_ms) > millis(self.options.max_age)
         {
             return Ok(());
         }

@@ -22,13 +22,13 @@ use ao_threshold::{
 };
 use ao_types::Report;
 use nostr::secp256k1::schnorr;
-use nostr::{Event, PublicKey, Timestamp, UnsignedEvent};
+use nostr::{Event, PublicKey, UnsignedEvent};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::{Shortfall, SignerError};
 use crate::transport::Relays;
-use crate::wire::{Envelope, Payload, RequestId, SIGNING_KIND, SignBody, WireCommitment};
+use crate::wire::{Envelope, Payload, RequestId, SIGNING_KIND, SignBody, WireCommitment, now_ms};
 
 /// How long a coordinator waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,12 +262,7 @@ impl Inner {
 
     /// Sends `body` under `request` to each signer of `to`, without waiting for the relays.
     fn send_all(&self, request: RequestId, to: &[u16], body: &SignBody) -> Result<(), SignerError> {
-        let envelope = Envelope::new(
-            self.group_key.to_hex(),
-            request,
-            Timestamp::now().as_secs(),
-            body,
-        );
+        let envelope = Envelope::new(self.group_key.to_hex(), request, now_ms(), body);
         for index in to {
             let key = &self.nodes[usize::from(*index) - 1];
             let event = self.relays.channel().seal(SIGNING_KIND, key, &envelope)?;

@@ -25,12 +25,14 @@ use ao_threshold::{
     Commitment, GroupPublic, PartialSignature, SignerShare, SigningNonces, SigningRequest,
 };
 use ao_types::Report;
-use nostr::{PublicKey, Timestamp};
+use nostr::PublicKey;
 
 use crate::error::SignerError;
 use crate::policy::{Contribution, ContributionLog, NodePolicy, RateWindow};
 use crate::transport::{Incoming, Relays};
-use crate::wire::{Envelope, Payload, RequestId, SIGNING_KIND, SignBody, WireCommitment};
+use crate::wire::{
+    Envelope, Payload, RequestId, SIGNING_KIND, SignBody, WireCommitment, millis, now_ms,
+};
 
 /// How a node is run.
 #[derive(Debug, Clone)]
@@ -51,6 +53,26 @@ impl Default for NodeConfig {
             max_age: Duration::from_secs(30),
             coordinators: Vec::new(),
         }
+    }
+}
+
+/// Why a node does not take part: told to the coordinator, or (for a replay, which only an
+/// adversary sends) kept to itself.
+#[derive(Debug)]
+enum Refusal {
+    Told(String),
+    Ignored(&'static str),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::Told(reason)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Self {
+        Refusal::Told(reason.to_owned())
     }
 }
 
@@ -125,7 +147,7 @@ impl SignerNode {
         })
     }
 
-    /// Refuses every request made before `at` (Unix seconds): those were not meant for this
+    /// Ignores every request made before `at` (Unix milliseconds): those were not meant for this
     /// process, which holds no nonces for them and has no memory of them. [`SignerNode::serve`]
     /// sets it to the time it starts.
     pub fn refuse_before(mut self, at: u64) -> Self {
@@ -138,8 +160,9 @@ impl SignerNode {
         self.share.index()
     }
 
-    /// Answers one message from `from` at time `now` (Unix seconds): the reply to send back, or
-    /// `None` when the message gets no answer (not from a known sender, or not a request).
+    /// Answers one message from `from` at time `now` (Unix milliseconds): the reply to send
+    /// back, or `None` when the message gets no answer (not from a known sender, not a request,
+    /// or a replay: whoever replays traffic learns nothing, not even a refusal).
     pub fn handle(
         &mut self,
         from: &PublicKey,
@@ -165,52 +188,61 @@ impl SignerNode {
             .check_envelope(&envelope, now)
             .and_then(|()| match envelope.body {
                 SignBody::CommitRequest { payload } => {
-                    self.commit(from, request, envelope.created_at, &payload, now)
+                    self.commit(from, request, envelope.created_ms, &payload, now)
                 }
                 SignBody::SignRequest { commitments } => {
                     self.sign(from, request, &commitments, now)
                 }
-                _ => Err("not a request".to_owned()),
+                _ => Err(Refusal::Ignored("not a request")),
             });
-        Some(answer.unwrap_or_else(|reason| {
-            tracing::info!("refused request {request} from {}: {reason}", from.to_hex());
-            SignBody::Refused { reason }
-        }))
+        match answer {
+            Ok(body) => Some(body),
+            Err(Refusal::Told(reason)) => {
+                tracing::info!("refused request {request} from {}: {reason}", from.to_hex());
+                Some(SignBody::Refused { reason })
+            }
+            Err(Refusal::Ignored(reason)) => {
+                tracing::info!("ignored request {request} from {}: {reason}", from.to_hex());
+                None
+            }
+        }
     }
 
-    fn check_envelope(&self, envelope: &Envelope<SignBody>, now: u64) -> Result<(), String> {
+    fn check_envelope(&self, envelope: &Envelope<SignBody>, now: u64) -> Result<(), Refusal> {
         if envelope.session != self.group_key.to_hex() {
-            return Err(format!(
+            return Err(Refusal::Told(format!(
                 "this node signs for the group key {}, not {}",
                 self.group_key.to_hex(),
                 envelope.session
+            )));
+        }
+        let max_age = millis(self.config.max_age);
+        let age = now.saturating_sub(envelope.created_ms);
+        if age > max_age {
+            return Err(Refusal::Told(format!(
+                "the request is stale: made {:?} ago, and this node takes requests up to {:?} old",
+                Duration::from_millis(age),
+                self.config.max_age
+            )));
+        }
+        if envelope.created_ms < self.started_at {
+            return Err(Refusal::Ignored(
+                "made before this node started: a replay, or meant for a process that is gone",
             ));
         }
-        let max_age = self.config.max_age.as_secs();
-        if now.saturating_sub(envelope.created_at) > max_age {
-            return Err(format!(
-                "the request is stale: made {} s ago, and this node takes requests up to {max_age} s old",
-                now.saturating_sub(envelope.created_at)
-            ));
-        }
-        if envelope.created_at < self.started_at {
-            return Err(
-                "the request was made before this node started: a replay, or meant for a node that is gone"
-                    .into(),
-            );
-        }
-        if envelope.created_at.saturating_sub(now) > max_age {
-            return Err(format!(
-                "the request is dated {} s ahead of this node's clock; check the clocks",
-                envelope.created_at.saturating_sub(now)
-            ));
+        let ahead = envelope.created_ms.saturating_sub(now);
+        if ahead > max_age {
+            return Err(Refusal::Told(format!(
+                "the request is dated {:?} ahead of this node's clock; check the clocks",
+                Duration::from_millis(ahead)
+            )));
         }
         Ok(())
     }
 
     /// Drops nonces and replay-cache entries too old to be used.
     fn forget_old(&mut self, now: u64) {
-        let max_age = self.config.max_age.as_secs();
+        let max_age = millis(self.config.max_age);
         self.pending
             .retain(|_, p| now.saturating_sub(p.created_at) <= max_age);
         self.handled
@@ -224,9 +256,9 @@ impl SignerNode {
         created_at: u64,
         payload: &Payload,
         now: u64,
-    ) -> Result<SignBody, String> {
+    ) -> Result<SignBody, Refusal> {
         if self.handled.contains_key(&request) {
-            return Err("this request was already handled here: a replay".into());
+            return Err(Refusal::Ignored("already handled here: a replay"));
         }
         self.handled.insert(request, created_at);
         let policy = &self.config.policy;
@@ -236,7 +268,8 @@ impl SignerNode {
                 return Err(format!(
                     "kind {kind} is not in this node's policy (it signs kinds {})",
                     kinds.join(", ")
-                ));
+                )
+                .into());
             }
             None if !policy.raw_messages => {
                 return Err("this node does not sign raw messages".into());
@@ -248,7 +281,8 @@ impl SignerNode {
             return Err(format!(
                 "rate limit: this node takes {} requests a minute",
                 policy.per_minute
-            ));
+            )
+            .into());
         }
         let (nonces, commitment) = self.share.commit();
         let bytes = commitment
@@ -277,7 +311,7 @@ impl SignerNode {
         request: RequestId,
         commitments: &[WireCommitment],
         now: u64,
-    ) -> Result<SignBody, String> {
+    ) -> Result<SignBody, Refusal> {
         match self.pending.get(&request) {
             None => {
                 return Err("no nonces are held for this request: they were used, expired, or this node restarted".into());
@@ -328,7 +362,7 @@ impl SignerNode {
         now: u64,
     ) -> Result<(), String> {
         let entry = Contribution {
-            at: now,
+            at_ms: now,
             request: request.to_string(),
             coordinator: from.to_hex(),
             payload: if kind.is_some() { "event" } else { "raw" },
@@ -365,7 +399,7 @@ impl SignerNode {
         relays: Relays,
     ) -> Result<(), SignerError> {
         if self.started_at == 0 {
-            self.started_at = Timestamp::now().as_secs();
+            self.started_at = now_ms();
         }
         tracing::info!(
             "signer {} of group {} listening on {} as {}",
@@ -388,7 +422,7 @@ impl SignerNode {
             };
             let request = envelope.request;
             let session = envelope.session.clone();
-            let now = Timestamp::now().as_secs();
+            let now = now_ms();
             let Some(reply) = self.handle(&event.pubkey, envelope, now) else {
                 continue;
             };

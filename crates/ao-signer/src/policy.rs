@@ -43,13 +43,13 @@ pub(crate) struct RateWindow {
 }
 
 impl RateWindow {
-    /// Counts a request at `now` (Unix seconds) if fewer than `per_minute` were counted in the
-    /// 60 seconds before; whether it was counted.
+    /// Counts a request at `now` (Unix milliseconds) if fewer than `per_minute` were counted in
+    /// the 60 seconds before; whether it was counted.
     pub(crate) fn admit(&mut self, now: u64, per_minute: u32) -> bool {
         while self
             .times
             .front()
-            .is_some_and(|t| now.saturating_sub(*t) >= 60)
+            .is_some_and(|t| now.saturating_sub(*t) >= 60_000)
         {
             self.times.pop_front();
         }
@@ -64,8 +64,8 @@ impl RateWindow {
 /// One line of the contribution log: a partial signature this node gave.
 #[derive(Debug, Clone, Serialize)]
 pub struct Contribution {
-    /// When, in Unix seconds.
-    pub at: u64,
+    /// When, in Unix milliseconds.
+    pub at_ms: u64,
     /// The signing attempt.
     pub request: String,
     /// The coordinator that asked, by transport key (hex).

@@ -14,8 +14,8 @@
 //! The envelope names its protocol version (`v`, 1), its session (the group key for signing, the
 //! ceremony's id for key generation), its request id (32 random bytes, hex, chosen by the
 //! coordinator and shared by every message of one signing attempt), the time it was made
-//! (`created_at`, Unix seconds, checked for freshness by the receiver) and its body, tagged by
-//! `type`. The bodies are [`SignBody`] and [`CeremonyBody`]; FROST values are hex of their
+//! (`created_ms`, Unix milliseconds, checked for freshness by the receiver) and its body, tagged
+//! by `type`. The bodies are [`SignBody`] and [`CeremonyBody`]; FROST values are hex of their
 //! canonical serialization (`frost-secp256k1-tr`).
 
 use std::collections::HashMap;
@@ -120,6 +120,19 @@ impl<'de> Deserialize<'de> for RequestId {
     }
 }
 
+/// The time now, in Unix milliseconds, as envelopes carry it. A clock set before 1970 reads 0,
+/// which every node takes for a request from the far past or future: refused, never admitted.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `duration` in whole milliseconds.
+pub(crate) fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// One message: its version, session, request, time and body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,20 +143,20 @@ pub struct Envelope<B> {
     pub session: String,
     /// The signing attempt or ceremony this message belongs to.
     pub request: RequestId,
-    /// When the sender made the message, in Unix seconds.
-    pub created_at: u64,
+    /// When the sender made the message, in Unix milliseconds.
+    pub created_ms: u64,
     /// What the message says.
     pub body: B,
 }
 
 impl<B> Envelope<B> {
     /// A message of the current version.
-    pub fn new(session: impl Into<String>, request: RequestId, created_at: u64, body: B) -> Self {
+    pub fn new(session: impl Into<String>, request: RequestId, created_ms: u64, body: B) -> Self {
         Self {
             v: WIRE_VERSION,
             session: session.into(),
             request,
-            created_at,
+            created_ms,
             body,
         }
     }

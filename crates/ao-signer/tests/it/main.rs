@@ -17,7 +17,7 @@ use ao_signer::{
 };
 use ao_threshold::{GroupPublic, KeygenConfig, KeygenSession, SignerShare};
 use nostr::secp256k1::{Message, Secp256k1, XOnlyPublicKey, schnorr};
-use nostr::{Keys, PublicKey, Timestamp};
+use nostr::{Keys, PublicKey};
 use tokio::task::JoinHandle;
 
 /// Checks `signature` with libsecp256k1 directly.
@@ -134,7 +134,7 @@ pub(crate) async fn spawn_cheater(
         while let Some(event) = incoming.next().await {
             let envelope: Envelope<SignBody> = relays.channel().open(SIGNING_KIND, &event).unwrap();
             let (session, request) = (envelope.session.clone(), envelope.request);
-            let now = Timestamp::now().as_secs();
+            let now = ao_signer::wire::now_ms();
             let reply = match node.handle(&event.pubkey, envelope, now) {
                 Some(SignBody::Partial { index, partial }) => {
                     let mut bytes = hex::decode(partial).unwrap();

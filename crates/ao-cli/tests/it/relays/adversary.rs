@@ -49,7 +49,7 @@ fn spawn_cheater(relay: &TestRelay, coordinator: PublicKey) {
         while let Some(event) = incoming.next().await {
             let envelope: Envelope<SignBody> = relays.channel().open(SIGNING_KIND, &event).unwrap();
             let (session, request) = (envelope.session.clone(), envelope.request);
-            let now = Timestamp::now().as_secs();
+            let now = agent_orchestrator::signer::wire::now_ms();
             let reply = match node.handle(&event.pubkey, envelope, now) {
                 Some(SignBody::Partial { index, partial }) => {
                     let mut bytes = hex::decode(partial).unwrap();
