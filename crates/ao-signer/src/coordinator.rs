@@ -172,32 +172,29 @@ impl Coordinator {
     /// Signs `unsigned`, whose author must be the group key, and returns the event, checked
     /// with nostr's own verification.
     pub async fn sign_event(&self, unsigned: UnsignedEvent) -> Result<Event, SignerError> {
-        let payload = Payload::Event { event: unsigned };
-        let message = payload
-            .message(&self.inner.group_key)
-            .map_err(|_| match &payload {
-                Payload::Event { event } if event.pubkey != self.inner.group_key => {
-                    SignerError::EventAuthor {
-                        author: event.pubkey.to_hex(),
-                        group_pubkey: self.inner.group_key.to_hex(),
-                    }
-                }
-                _ => SignerError::Threshold(ThresholdError::Malformed {
-                    what: "event",
-                    reason: "its id does not match its fields".into(),
-                }),
-            })?;
-        let signature = self.sign_payload(&payload, message).await?;
-        let Payload::Event { event } = payload else {
-            return Err(SignerError::Stopped);
+        if unsigned.pubkey != self.inner.group_key {
+            return Err(SignerError::EventAuthor {
+                author: unsigned.pubkey.to_hex(),
+                group_pubkey: self.inner.group_key.to_hex(),
+            });
+        }
+        let payload = Payload::Event {
+            event: unsigned.clone(),
         };
+        let message = payload.message(&self.inner.group_key).map_err(|reason| {
+            SignerError::Threshold(ThresholdError::Malformed {
+                what: "event",
+                reason,
+            })
+        })?;
+        let signature = self.sign_payload(&payload, message).await?;
         let signature = schnorr::Signature::from_slice(&signature).map_err(|e| {
             SignerError::Threshold(ThresholdError::Malformed {
                 what: "signature",
                 reason: e.to_string(),
             })
         })?;
-        let event = event
+        let event = unsigned
             .add_signature(signature)
             .map_err(SignerError::EventInvalid)?;
         event.verify().map_err(SignerError::EventInvalid)?;
@@ -264,7 +261,12 @@ impl Inner {
     fn send_all(&self, request: RequestId, to: &[u16], body: &SignBody) -> Result<(), SignerError> {
         let envelope = Envelope::new(self.group_key.to_hex(), request, now_ms(), body);
         for index in to {
-            let key = &self.nodes[usize::from(*index) - 1];
+            let Some(key) = usize::from(*index)
+                .checked_sub(1)
+                .and_then(|i| self.nodes.get(i))
+            else {
+                continue;
+            };
             let event = self.relays.channel().seal(SIGNING_KIND, key, &envelope)?;
             self.relays.send_later(event);
         }

@@ -125,6 +125,9 @@ impl SignerNode {
                 index: share.index(),
             });
         }
+        if transport_keys.len() != usize::from(group.total()) {
+            return Err(SignerError::NoTransportKeys);
+        }
         let own = usize::from(share.index()) - 1;
         let allowed = transport_keys
             .iter()
@@ -409,6 +412,11 @@ impl SignerNode {
             relays.public_key().to_hex()
         );
         while let Some(event) = incoming.next().await {
+            // Strangers are not even decrypted.
+            if !self.allowed.contains(&event.pubkey) {
+                tracing::debug!("ignored a message from {}", event.pubkey.to_hex());
+                continue;
+            }
             let envelope = match relays.channel().open::<SignBody>(SIGNING_KIND, &event) {
                 Ok(envelope) => envelope,
                 Err(error) => {

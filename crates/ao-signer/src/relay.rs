@@ -59,7 +59,11 @@ impl Relay {
                 let relay = relay.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    match upgrade(&mut stream).await {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(&mut stream));
+                    match handshake
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                    {
                         Ok(()) => {
                             if let Err(e) = relay.take_connection(stream, peer).await {
                                 tracing::debug!("relay connection from {peer} ended: {e}");
@@ -88,6 +92,9 @@ impl Relay {
         self.inner.shutdown();
     }
 }
+
+/// How long a client has to send its whole handshake request.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The most a websocket handshake request may be.
 const MAX_HANDSHAKE: usize = 8 * 1024;

@@ -99,9 +99,12 @@ pub(crate) fn profile(args: ProfileArgs) -> Result<ExitCode, CliError> {
             .sign_event(agent_profile(&identity, &group, now)?)
             .await?;
         parse_agent_profile(&event)?;
-        if let (true, Some(coordinator)) = (args.publish, &coordinator) {
-            coordinator.relays().send(&event).await?;
-            eprintln!("published to {}", coordinator.relays().urls().join(", "));
+        if let Some(coordinator) = &coordinator {
+            if args.publish {
+                coordinator.relays().send(&event).await?;
+                eprintln!("published to {}", coordinator.relays().urls().join(", "));
+            }
+            coordinator.relays().shutdown().await;
         }
         println!("{}", event.as_json());
         Ok(ExitCode::SUCCESS)

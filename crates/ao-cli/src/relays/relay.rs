@@ -19,6 +19,16 @@ pub(crate) struct RelayArgs {
 }
 
 pub(crate) fn relay(args: RelayArgs) -> Result<ExitCode, CliError> {
+    // The relay library reports every client that leaves without a closing handshake (any
+    // process that exits) as an error; they are not.
+    if std::env::var_os("RUST_LOG").is_none() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "warn,nostr_relay_builder::local::inner=off",
+            ))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     init_logs("warn");
     runtime()?.block_on(async {
         let relay = Relay::start(args.listen, args.events_per_minute).await?;

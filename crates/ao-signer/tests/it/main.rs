@@ -6,6 +6,7 @@
 
 mod bunker;
 mod ceremony;
+mod relay;
 mod signing;
 
 use std::net::SocketAddr;
