@@ -19,8 +19,8 @@ use crate::files::{create_new, with_suffix};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SignerArgs {
-    /// This node's share file; its passphrase comes from AO_PASSPHRASE_<i>, else AO_PASSPHRASE,
-    /// else is asked for.
+    /// This node's share file; its passphrase comes from `AO_PASSPHRASE_<i>`, else
+    /// `AO_PASSPHRASE`, else is asked for.
     #[arg(long, value_name = "FILE")]
     share: PathBuf,
     /// The group file, with the nodes' transport keys.
