@@ -15,6 +15,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "key_files",
     "sse",
     "admin",
+    "signer_message",
 ];
 
 /// The cargo-fuzz release known to work here.

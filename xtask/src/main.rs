@@ -44,7 +44,8 @@ tasks:
                every fuzz target (cargo-fuzz, libFuzzer) for N seconds each (default 60),
                from the seeds in fuzz/seeds; installs cargo-fuzz if it is missing
   bench NAME   a benchmark, with its ratios against the baseline in the same run:
-               tracker (budgets), ledger (SQLite), hooks, signing (FROST), gateway
+               tracker (budgets), ledger (SQLite), hooks, signing (FROST), gateway,
+               signing-remote (2-of-3 over a loopback relay, beside local signing)
                `bench gateway --litellm` also installs the LiteLLM proxy in target/bench-venv
                and compares with it; `bench gateway --postgres [--gateways N]` adds N
                gateways (default 2) on one PostgreSQL database (AO_TEST_DATABASE_URL),
@@ -179,6 +180,8 @@ fn short_soak() -> Result<(), String> {
             "5",
             "--rate",
             "200",
+            // Memory growth is not judged: 20 seconds cannot tell it from warming up.
+            "--short",
         ],
         &[],
     )?;
@@ -241,6 +244,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         Some("ledger") => ("ao-store", "ledger"),
         Some("hooks") => ("ao-hooks", "dispatch"),
         Some("signing") => ("ao-threshold", "signing"),
+        Some("signing-remote") => ("ao-signer", "signing_remote"),
         Some("gateway") => ("ao-gateway", "gateway"),
         _ => return Err(format!("which benchmark?\n\n{USAGE}")),
     };

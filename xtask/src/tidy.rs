@@ -28,7 +28,7 @@ pub(crate) const LAYERS: &[&[&str]] = &[
     &["ao-types"],
     &["ao-identity"],
     &["ao-threshold", "ao-routing", "ao-budget", "ao-audit"],
-    &["ao-approvals"],
+    &["ao-approvals", "ao-signer"],
     &["ao-hooks"],
     &["ao-store"],
     &["ao-sim"],

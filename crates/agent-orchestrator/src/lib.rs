@@ -10,6 +10,7 @@
 //! | [`types`] | `ao-types` | always | providers, token usage, money, clocks, agent names |
 //! | `identity` | `ao-identity` | `identity` | threshold configurations, autonomy levels, agent identities |
 //! | `threshold` | `ao-threshold` | `threshold` | FROST keys: key generation, signing Nostr events, encrypted shares |
+//! | `signer` | `ao-signer` | `signer` | shares on separate machines: signer nodes, a coordinator and a NIP-46 bunker over Nostr relays |
 //! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router (no I/O) |
 //! | `routing::http` | `ao-routing` | `http` | real backends: the OpenAI-compatible client, retries, fallback |
 //! | `budget` | `ao-budget` | `budget` | cost tracking, reservations and budgets |
@@ -72,6 +73,10 @@ pub use ao_threshold as threshold;
 #[cfg(feature = "threshold")]
 #[doc(inline)]
 pub use ao_threshold::{KeygenConfig, KeygenSession};
+
+#[cfg(feature = "signer")]
+#[doc(inline)]
+pub use ao_signer as signer;
 
 #[cfg(feature = "routing")]
 #[doc(inline)]

@@ -6,7 +6,8 @@ use agent_orchestrator::approvals::{Verdict, build_decision_event};
 use agent_orchestrator::audit::AuditLog;
 use agent_orchestrator::orchestrator::{CallOptions, OrchestratorError};
 use agent_orchestrator::routing::http::{ChatMessage, ChatRequest};
-use agent_orchestrator::threshold::{agent_profile, parse_agent_profile, sign_event};
+use agent_orchestrator::signer::{EventSigner, LocalSigner};
+use agent_orchestrator::threshold::{agent_profile, parse_agent_profile};
 use agent_orchestrator::types::{Clock, Report, SystemClock};
 use agent_orchestrator::{
     AgentIdentity, AutonomyLevel, Config, KeygenConfig, KeygenSession, Orchestrator,
@@ -69,11 +70,19 @@ async fn demo(args: DemoArgs) -> Result<ExitCode, CliError> {
         .with_operator(operator.public_key().to_hex())
         .with_threshold(ceremony.group.threshold_config());
     let now = SystemClock.now()?;
-    let profile = sign_event(
-        &ceremony.group,
-        &[&ceremony.shares[0], &ceremony.shares[2]],
-        agent_profile(&identity, &ceremony.group, now)?,
-    )?;
+    // The runtime signs the agent's events through an `EventSigner`: here the shares of signers
+    // 1 and 3 in this process; given a `[signing]` section, the signer nodes over relays, each
+    // share on its own machine (`ao signer`, `ao profile --config`).
+    let unsigned = agent_profile(&identity, &ceremony.group, now)?;
+    let signer = LocalSigner::new(
+        ceremony.group.clone(),
+        ceremony
+            .shares
+            .into_iter()
+            .filter(|s| s.index() != 2)
+            .collect(),
+    );
+    let profile = signer.sign_event(unsigned).await?;
     profile.verify().map_err(DemoError::ProfileInvalid)?;
     let parsed = parse_agent_profile(&profile)?;
     println!("   event {} verifies with nostr's own check", profile.id);

@@ -4,6 +4,7 @@ use agent_orchestrator::approvals::{ApprovalError, ApprovalStoreError};
 use agent_orchestrator::audit::{AuditError, BrokenLink, CheckpointError};
 use agent_orchestrator::budget::BudgetError;
 use agent_orchestrator::orchestrator::{ConfigError, OrchestratorError, SetupError};
+use agent_orchestrator::signer::SignerError;
 use agent_orchestrator::store::StoreError;
 use agent_orchestrator::threshold::ThresholdError;
 use agent_orchestrator::types::ClockError;
@@ -32,6 +33,9 @@ pub(crate) enum CliError {
     /// A threshold operation (key generation, signing, a share file) failed.
     #[error(transparent)]
     Threshold(#[from] ThresholdError),
+    /// A signer node, coordinator, ceremony or bunker over relays failed.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
     /// A file or directory could not be written.
     #[error("cannot write `{}`", path.display())]
     WriteFile {

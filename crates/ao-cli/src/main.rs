@@ -19,6 +19,7 @@ mod demo;
 mod error;
 mod files;
 mod passphrase;
+mod relays;
 mod secrets;
 mod serve;
 mod threshold;
@@ -53,7 +54,8 @@ enum Command {
     /// Generate a threshold key: `group.json` and one encrypted `share-<i>.json` per signer, each
     /// under its own passphrase (`AO_PASSPHRASE_<i>`, or asked for in a terminal).
     Keygen(threshold::KeygenArgs),
-    /// Sign a 32-byte message or an unsigned Nostr event with at least `threshold` shares.
+    /// Sign a 32-byte message or an unsigned Nostr event with at least `threshold` shares, or
+    /// with the signer nodes over relays (--relay).
     Sign(threshold::SignArgs),
     /// Check a BIP-340 signature: exit 0 when valid, 1 when not.
     Verify(threshold::VerifyArgs),
@@ -67,6 +69,17 @@ enum Command {
     /// The audit log of a database file: verify it against its tables and checkpoints, and
     /// anchor it with a checkpoint signed by the operator.
     Audit(audit::Args),
+    /// Run one signer node: one share in memory, signing for coordinators over Nostr relays
+    /// within its policy.
+    Signer(relays::SignerArgs),
+    /// Offer the threshold identity to NIP-46 clients, signed by the signer nodes.
+    Bunker(relays::BunkerArgs),
+    /// Run a Nostr relay on this machine, in memory, for signer nodes without internet.
+    Relay(relays::RelayArgs),
+    /// Write a new transport key (for `keygen --relay`, a coordinator or a bunker).
+    TransportKey(relays::TransportKeyArgs),
+    /// Sign the agent's NIP-SA profile (kind 39200) with the signer nodes or share files.
+    Profile(relays::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +96,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => threshold::verify(args),
         Command::Refresh(args) => threshold::refresh(args),
         Command::Repair(args) => threshold::repair(args),
+        Command::Signer(args) => relays::signer(args),
+        Command::Bunker(args) => relays::bunker(args),
+        Command::Relay(args) => relays::relay(args),
+        Command::TransportKey(args) => relays::transport_key(args),
+        Command::Profile(args) => relays::profile(args),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,9 @@
 //!   `AO_PASSPHRASE` counts only with `--same-passphrase-for-all`, which puts every share under
 //!   it; without the flag, keygen refuses rather than do that. Two shares given the same
 //!   passphrase are refused too, unless the flag is given;
-//! - a repaired share: as for opening, asked twice; `repair` warns when it is a helper's.
+//! - a repaired share: as for opening, asked twice; `repair` warns when it is a helper's;
+//! - a share made on its own machine (`keygen --relay`, `refresh --relay`): as for opening
+//!   (asked twice when new), since that machine holds that one share only.
 
 use std::io::IsTerminal;
 
@@ -79,6 +81,13 @@ pub(crate) fn to_open(index: u16, label: &str) -> Result<Zeroizing<String>, CliE
 /// The passphrase for a repaired share `index`: from the same places as [`to_open`], asked
 /// twice.
 pub(crate) fn for_repaired(index: u16, label: &str) -> Result<Zeroizing<String>, CliError> {
+    existing(index, label, true)
+}
+
+/// The passphrase for a new share `index` made on this machine alone (`keygen --relay`): from
+/// the same places as [`to_open`], asked twice. `AO_PASSPHRASE` counts here: this machine gets
+/// one share, so one passphrase puts no two shares under it.
+pub(crate) fn for_own_share(index: u16, label: &str) -> Result<Zeroizing<String>, CliError> {
     existing(index, label, true)
 }
 

@@ -31,9 +31,26 @@ pub(crate) struct SignArgs {
     /// The group's `group.json`.
     #[arg(long, value_name = "FILE")]
     group: PathBuf,
-    /// A share file; give at least the threshold of them.
-    #[arg(long = "share", value_name = "FILE", required = true)]
+    /// A share file; give at least the threshold of them. With --relay, at most one: this
+    /// process then signs with it, as one of the nodes.
+    #[arg(
+        long = "share",
+        value_name = "FILE",
+        required_unless_present = "relays"
+    )]
     shares: Vec<PathBuf>,
+    /// Sign with the signer nodes listening on this relay (repeatable) instead of share files
+    /// held here: this process coordinates.
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
+    /// With --relay and no --share: this coordinator's transport key (`ao transport-key`),
+    /// which the nodes trust (`ao signer --coordinator`).
+    #[arg(long, value_name = "FILE", requires = "relays")]
+    key: Option<PathBuf>,
+    /// With --relay: how long, in seconds, each round waits for the nodes before signing with
+    /// others.
+    #[arg(long, default_value_t = 5, requires = "relays")]
+    timeout: u64,
     /// The 32-byte message to sign, as 64 hex characters.
     #[arg(
         long,
@@ -68,6 +85,8 @@ fn load_group(path: &Path) -> Result<GroupPublic, CliError> {
 struct Opened {
     share: SignerShare,
     pass: Zeroizing<String>,
+    /// Its signer node's transport key, when the file holds one.
+    transport: Option<nostr::Keys>,
 }
 
 /// Opens share files, each with its own passphrase (`crate::passphrase`).
@@ -78,10 +97,19 @@ fn open_shares(paths: &[PathBuf]) -> Result<Vec<Opened>, CliError> {
             let file = ShareFile::from_json(&read(path)?)?;
             let label = format!("share {} (`{}`)", file.index, path.display());
             let pass = passphrase::to_open(file.index, &label)?;
-            let share = file.open(&pass)?;
-            Ok(Opened { share, pass })
+            let (share, transport) = file.open_with_transport(&pass)?;
+            Ok(Opened {
+                share,
+                pass,
+                transport,
+            })
         })
         .collect()
+}
+
+/// Opens share files, each with its own passphrase, and keeps the shares only.
+pub(crate) fn open_share_files(paths: &[PathBuf]) -> Result<Vec<SignerShare>, CliError> {
+    Ok(open_shares(paths)?.into_iter().map(|o| o.share).collect())
 }
 
 /// The shares among `opened` that are encrypted under one passphrase, by group of two or more,
@@ -145,6 +173,22 @@ fn hex32(what: &'static str, text: &str) -> Result<[u8; 32], CliError> {
 }
 
 pub(crate) fn sign(args: SignArgs) -> Result<ExitCode, CliError> {
+    if !args.relays.is_empty() {
+        let message = args
+            .message_hex
+            .as_deref()
+            .map(|m| hex32("--message-hex", m))
+            .transpose()?;
+        return crate::relays::sign_over_relays(crate::relays::RemoteSign {
+            relays: &args.relays,
+            group: &args.group,
+            key: args.key.as_deref(),
+            shares: &args.shares,
+            message,
+            event: args.event.as_deref(),
+            timeout: std::time::Duration::from_secs(args.timeout),
+        });
+    }
     // An interrupted refresh may have left two generations on disk: sign with the one that
     // holds (`generation`), and say so.
     let current = generation::Files::new(&args.group, &args.shares).current()?;

@@ -2,7 +2,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use frost_secp256k1_tr::keys::PublicKeyPackage;
-use nostr::ToBech32;
+use nostr::{Keys, PublicKey, SecretKey, ToBech32};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -102,6 +102,24 @@ pub struct ShareFile {
     pub nonce: String,
     /// The sealed share, hex.
     pub ciphertext: String,
+    /// The signer node's transport key, sealed under the same passphrase: the key its node
+    /// speaks under on relays, separate from the share. Absent from files written before signer
+    /// nodes, which still open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<SealedTransport>,
+}
+
+/// A signer node's transport key (a Nostr key of its own, not derived from the share), sealed
+/// inside its share file with the key derived from the share's passphrase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedTransport {
+    /// The transport key's x-only public key, hex: the one the group file lists.
+    pub pubkey: String,
+    /// 12 random bytes, hex.
+    pub nonce: String,
+    /// The sealed secret key, hex.
+    pub ciphertext: String,
 }
 
 impl std::fmt::Debug for ShareFile {
@@ -114,6 +132,10 @@ impl std::fmt::Debug for ShareFile {
             .field("group_pubkey", &self.group_pubkey)
             .field("kdf", &self.kdf)
             .field("ciphertext_bytes", &(self.ciphertext.len() / 2))
+            .field(
+                "transport_pubkey",
+                &self.transport.as_ref().map(|t| t.pubkey.as_str()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +151,44 @@ fn unhex<const N: usize>(field: &'static str, text: &str) -> Result<[u8; N], Thr
     })
 }
 
+/// Seals `plaintext` under `key` with a fresh random nonce: (nonce, ciphertext), hex.
+fn seal_bytes(
+    key: &[u8; 32],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<(String, String), ThresholdError> {
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let sealed = ChaCha20Poly1305::new(Key::from_slice(key))
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| ThresholdError::Encrypt)?;
+    Ok((hex::encode(nonce), hex::encode(sealed)))
+}
+
+/// Opens what [`seal_bytes`] sealed.
+fn open_bytes(
+    key: &[u8; 32],
+    nonce: &str,
+    ciphertext: &str,
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, ThresholdError> {
+    let nonce: [u8; 12] = unhex("nonce", nonce)?;
+    let sealed = hex::decode(ciphertext).map_err(|e| ThresholdError::BadFile {
+        what: "share file",
+        reason: format!("ciphertext: {e}"),
+    })?;
+    ChaCha20Poly1305::new(Key::from_slice(key))
+        .decrypt(Nonce::from_slice(&nonce), Payload { msg: &sealed, aad })
+        .map(Zeroizing::new)
+        .map_err(|_| ThresholdError::Decrypt)
+}
+
 impl ShareFile {
     /// Encrypts `share` with `passphrase`.
     pub fn seal(
@@ -136,13 +196,31 @@ impl ShareFile {
         passphrase: &str,
         params: KdfParams,
     ) -> Result<Self, ThresholdError> {
+        Self::seal_inner(share, None, passphrase, params)
+    }
+
+    /// Encrypts `share` and its node's `transport` key with `passphrase`: the file a signer
+    /// node runs from.
+    pub fn seal_with_transport(
+        share: &SignerShare,
+        transport: &Keys,
+        passphrase: &str,
+        params: KdfParams,
+    ) -> Result<Self, ThresholdError> {
+        Self::seal_inner(share, Some(transport), passphrase, params)
+    }
+
+    fn seal_inner(
+        share: &SignerShare,
+        transport: Option<&Keys>,
+        passphrase: &str,
+        params: KdfParams,
+    ) -> Result<Self, ThresholdError> {
         if passphrase.is_empty() {
             return Err(ThresholdError::EmptyPassphrase);
         }
         let mut salt = [0u8; 16];
-        let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut salt);
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut file = ShareFile {
             format: SHARE_FORMAT.into(),
             index: share.index(),
@@ -154,27 +232,40 @@ impl ShareFile {
                 salt: hex::encode(salt),
             },
             cipher: CIPHER.into(),
-            nonce: hex::encode(nonce),
+            nonce: String::new(),
             ciphertext: String::new(),
+            transport: None,
         };
         let key = file.derive_key(passphrase)?;
         let plaintext = share.secret_bytes()?;
-        let sealed = ChaCha20Poly1305::new(Key::from_slice(key.as_slice()))
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.as_slice(),
-                    aad: file.associated_data().as_bytes(),
-                },
-            )
-            .map_err(|_| ThresholdError::Encrypt)?;
-        file.ciphertext = hex::encode(sealed);
+        let (nonce, sealed) = seal_bytes(&key, &plaintext, file.associated_data().as_bytes())?;
+        file.nonce = nonce;
+        file.ciphertext = sealed;
+        if let Some(transport) = transport {
+            let pubkey = transport.public_key().to_hex();
+            let secret = Zeroizing::new(transport.secret_key().to_secret_bytes());
+            let aad = file.transport_associated_data(&pubkey);
+            let (nonce, ciphertext) = seal_bytes(&key, secret.as_slice(), aad.as_bytes())?;
+            file.transport = Some(SealedTransport {
+                pubkey,
+                nonce,
+                ciphertext,
+            });
+        }
         Ok(file)
     }
 
     /// Decrypts the share. A wrong passphrase and an altered file give the same error: the two
     /// cannot be told apart, by design.
     pub fn open(&self, passphrase: &str) -> Result<SignerShare, ThresholdError> {
+        self.open_with_transport(passphrase).map(|(share, _)| share)
+    }
+
+    /// Decrypts the share and, when the file holds one, its node's transport key.
+    pub fn open_with_transport(
+        &self,
+        passphrase: &str,
+    ) -> Result<(SignerShare, Option<Keys>), ThresholdError> {
         if self.format != SHARE_FORMAT
             || self.kdf.algorithm != KDF_ALGORITHM
             || self.cipher != CIPHER
@@ -187,28 +278,32 @@ impl ShareFile {
                 ),
             });
         }
-        let nonce: [u8; 12] = unhex("nonce", &self.nonce)?;
-        let sealed = hex::decode(&self.ciphertext).map_err(|e| ThresholdError::BadFile {
-            what: "share file",
-            reason: format!("ciphertext: {e}"),
-        })?;
         let key = self.derive_key(passphrase)?;
-        let plaintext = Zeroizing::new(
-            ChaCha20Poly1305::new(Key::from_slice(key.as_slice()))
-                .decrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: &sealed,
-                        aad: self.associated_data().as_bytes(),
-                    },
-                )
-                .map_err(|_| ThresholdError::Decrypt)?,
-        );
+        let plaintext = open_bytes(
+            &key,
+            &self.nonce,
+            &self.ciphertext,
+            self.associated_data().as_bytes(),
+        )?;
         let share = SignerShare::from_secret_bytes(self.index, &plaintext)?;
         if share.group_pubkey() != self.group_pubkey || share.threshold() != self.threshold {
             return Err(ThresholdError::Decrypt);
         }
-        Ok(share)
+        let transport = match &self.transport {
+            None => None,
+            Some(sealed) => {
+                let aad = self.transport_associated_data(&sealed.pubkey);
+                let secret = open_bytes(&key, &sealed.nonce, &sealed.ciphertext, aad.as_bytes())?;
+                let keys = SecretKey::from_slice(&secret)
+                    .map(Keys::new)
+                    .map_err(|_| ThresholdError::Decrypt)?;
+                if keys.public_key().to_hex() != sealed.pubkey {
+                    return Err(ThresholdError::Decrypt);
+                }
+                Some(keys)
+            }
+        };
+        Ok((share, transport))
     }
 
     /// The file as pretty JSON.
@@ -240,6 +335,10 @@ impl ShareFile {
                 reason: format!("key derivation: {e}"),
             })?;
         Ok(key)
+    }
+
+    fn transport_associated_data(&self, pubkey: &str) -> String {
+        format!("{}\ntransport\n{pubkey}", self.associated_data())
     }
 
     fn associated_data(&self) -> String {
@@ -276,6 +375,11 @@ pub struct GroupFile {
     pub signer_pubkeys: Vec<String>,
     /// FROST's public key package, hex.
     pub public_key_package: String,
+    /// Each signer node's transport key (x-only hex), by index: the key the node speaks under
+    /// on relays, separate from its share. Empty in group files written before signer nodes,
+    /// which still load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transport_pubkeys: Vec<String>,
 }
 
 impl GroupFile {
@@ -292,7 +396,45 @@ impl GroupFile {
             public_key_package: hex::encode(
                 group.package.serialize().map_err(ThresholdError::Frost)?,
             ),
+            transport_pubkeys: Vec::new(),
         })
+    }
+
+    /// The file with each signer node's transport key, by index.
+    pub fn with_transport_keys(mut self, keys: &[PublicKey]) -> Self {
+        self.transport_pubkeys = keys.iter().map(PublicKey::to_hex).collect();
+        self
+    }
+
+    /// Each signer node's transport key, by index (signer `i` at `i - 1`), or `None` when the
+    /// file lists none. When it lists them, there is one per signer, each a distinct key.
+    pub fn transport_keys(&self) -> Result<Option<Vec<PublicKey>>, ThresholdError> {
+        if self.transport_pubkeys.is_empty() {
+            return Ok(None);
+        }
+        let bad = |reason: String| ThresholdError::BadFile {
+            what: "group file",
+            reason,
+        };
+        if self.transport_pubkeys.len() != usize::from(self.total) {
+            return Err(bad(format!(
+                "{} transport_pubkeys for {} signers",
+                self.transport_pubkeys.len(),
+                self.total
+            )));
+        }
+        let mut keys: Vec<PublicKey> = Vec::with_capacity(self.transport_pubkeys.len());
+        for (i, text) in (1u16..).zip(&self.transport_pubkeys) {
+            let key = PublicKey::from_hex(text)
+                .map_err(|e| bad(format!("transport key of signer {i}: {e}")))?;
+            if keys.contains(&key) {
+                return Err(bad(format!(
+                    "signer {i} has the transport key of another signer"
+                )));
+            }
+            keys.push(key);
+        }
+        Ok(Some(keys))
     }
 
     /// The group the file describes, after checking that every field agrees with the key
@@ -317,7 +459,12 @@ impl GroupFile {
         if group.package.verifying_shares().len() != usize::from(self.total) {
             return Err(bad("total does not match the key package".into()));
         }
-        if GroupFile::from_group(&group)? != *self {
+        self.transport_keys()?;
+        let mut expected = GroupFile::from_group(&group)?;
+        expected
+            .transport_pubkeys
+            .clone_from(&self.transport_pubkeys);
+        if expected != *self {
             return Err(bad(
                 "group_pubkey, npub or signer_pubkeys do not match the key package".into(),
             ));

@@ -105,6 +105,10 @@ pub struct DkgRound1 {
 }
 
 impl DkgRound1 {
+    pub(crate) fn new(from: u16, package: round1::Package) -> Self {
+        Self { from, package }
+    }
+
     /// The message's bytes, for transport.
     pub fn to_bytes(&self) -> Result<Vec<u8>, ThresholdError> {
         self.package.serialize().map_err(ThresholdError::Frost)
@@ -128,6 +132,95 @@ pub struct DkgRound2 {
     /// The recipient.
     pub to: u16,
     package: round2::Package,
+}
+
+impl DkgRound2 {
+    pub(crate) fn new(from: u16, to: u16, package: round2::Package) -> Self {
+        Self { from, to, package }
+    }
+
+    /// The message's bytes, for transport. They carry a secret share for `to`: send them only
+    /// encrypted to `to`, and let them be zeroized after use.
+    pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, ThresholdError> {
+        self.package
+            .serialize()
+            .map(Zeroizing::new)
+            .map_err(ThresholdError::Frost)
+    }
+
+    /// Reads a round-two message sent by participant `from` to participant `to`.
+    pub fn from_bytes(from: u16, to: u16, bytes: &[u8]) -> Result<Self, ThresholdError> {
+        let package = round2::Package::deserialize(bytes).map_err(|e| ThresholdError::Keygen {
+            reason: format!("round-two message of participant {from}: {e}"),
+        })?;
+        Ok(Self { from, to, package })
+    }
+}
+
+/// The round-one messages of every participant other than `me`, by identifier: exactly one from
+/// each of the `total - 1` others.
+pub(crate) fn collect_round1(
+    me: u16,
+    total: u16,
+    messages: &[DkgRound1],
+) -> Result<BTreeMap<Identifier, round1::Package>, ThresholdError> {
+    let mut packages = BTreeMap::new();
+    for m in messages.iter().filter(|m| m.from != me) {
+        if m.from == 0 || m.from > total {
+            return Err(ThresholdError::Keygen {
+                reason: format!(
+                    "a message from participant {} who is not in the ceremony",
+                    m.from
+                ),
+            });
+        }
+        if packages
+            .insert(identifier(m.from)?, m.package.clone())
+            .is_some()
+        {
+            return Err(ThresholdError::Keygen {
+                reason: format!("two round-one messages from participant {}", m.from),
+            });
+        }
+    }
+    let expected = usize::from(total) - 1;
+    if packages.len() != expected {
+        return Err(ThresholdError::Keygen {
+            reason: format!(
+                "{} round-one messages from other participants, expected {expected}",
+                packages.len()
+            ),
+        });
+    }
+    Ok(packages)
+}
+
+/// The round-two messages addressed to `me`, by sender: exactly `expected` of them, one per
+/// sender.
+pub(crate) fn collect_round2(
+    me: u16,
+    expected: usize,
+    messages: &[DkgRound2],
+) -> Result<BTreeMap<Identifier, round2::Package>, ThresholdError> {
+    let mut received = BTreeMap::new();
+    let mut senders = BTreeSet::new();
+    for m in messages.iter().filter(|m| m.to == me) {
+        if !senders.insert(m.from) {
+            return Err(ThresholdError::Keygen {
+                reason: format!("two round-two messages from participant {}", m.from),
+            });
+        }
+        received.insert(identifier(m.from)?, m.package.clone());
+    }
+    if received.len() != expected {
+        return Err(ThresholdError::Keygen {
+            reason: format!(
+                "{} round-two messages for participant {me}, expected {expected}",
+                received.len()
+            ),
+        });
+    }
+    Ok(received)
 }
 
 enum DkgState {
@@ -203,34 +296,7 @@ impl DkgParticipant {
                 reason: "round two was already run".into(),
             });
         }
-        let mut round1_packages = BTreeMap::new();
-        for m in messages.iter().filter(|m| m.from != self.index) {
-            if m.from == 0 || m.from > self.config.total {
-                return Err(ThresholdError::Keygen {
-                    reason: format!(
-                        "a message from participant {} who is not in the ceremony",
-                        m.from
-                    ),
-                });
-            }
-            if round1_packages
-                .insert(identifier(m.from)?, m.package.clone())
-                .is_some()
-            {
-                return Err(ThresholdError::Keygen {
-                    reason: format!("two round-one messages from participant {}", m.from),
-                });
-            }
-        }
-        let expected = usize::from(self.config.total) - 1;
-        if round1_packages.len() != expected {
-            return Err(ThresholdError::Keygen {
-                reason: format!(
-                    "{} round-one messages from other participants, expected {expected}",
-                    round1_packages.len()
-                ),
-            });
-        }
+        let round1_packages = collect_round1(self.index, self.config.total, messages)?;
         let DkgState::Round1(secret) = std::mem::replace(&mut self.state, DkgState::Spent) else {
             return Err(ThresholdError::Keygen {
                 reason: "round two was already run".into(),
@@ -271,26 +337,7 @@ impl DkgParticipant {
                 reason: "finish needs round two to have run".into(),
             });
         };
-        let mut received = BTreeMap::new();
-        let mut senders = BTreeSet::new();
-        for m in messages.iter().filter(|m| m.to == self.index) {
-            if !senders.insert(m.from) {
-                return Err(ThresholdError::Keygen {
-                    reason: format!("two round-two messages from participant {}", m.from),
-                });
-            }
-            received.insert(identifier(m.from)?, m.package.clone());
-        }
-        if received.len() != round1.len() {
-            return Err(ThresholdError::Keygen {
-                reason: format!(
-                    "{} round-two messages for participant {}, expected {}",
-                    received.len(),
-                    self.index,
-                    round1.len()
-                ),
-            });
-        }
+        let received = collect_round2(self.index, round1.len(), messages)?;
         let (key, package) =
             dkg::part3(&secret, &round1, &received).map_err(|e| ThresholdError::Keygen {
                 reason: match e.culprits().first() {

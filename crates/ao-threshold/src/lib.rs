@@ -19,15 +19,18 @@
 //! - Nostr: [`sign_event`] signs an unsigned event's id with the group key; [`agent_profile`] and
 //!   [`parse_agent_profile`] build and read back the NIP-SA agent profile (kind 39200).
 //! - Maintenance: [`refresh_shares`] gives every signer a new share of the same group key (key
-//!   rotation without changing the npub); [`repair_share`] rebuilds a lost share from `t` others.
+//!   rotation without changing the npub), and [`RefreshParticipant`] does the same with each
+//!   signer on its own machine; [`repair_share`] rebuilds a lost share from `t` others.
 //! - Storage: [`ShareFile`] is a share encrypted with a passphrase (Argon2id and
-//!   ChaCha20-Poly1305); [`GroupFile`] is the public description of a group (`group.json`).
+//!   ChaCha20-Poly1305), with its signer node's transport key sealed beside it; [`GroupFile`] is
+//!   the public description of a group (`group.json`), transport keys included.
 //!
 //! Secrets: [`SignerShare`] and [`SigningNonces`] print no secret in `Debug`, have no `Display`,
 //! are zeroized on drop, and are written to disk only encrypted.
 //!
 //! What it is **not** for: transport. Messages between signers are plain values to carry over
-//! whatever authenticated, confidential channel the deployment has.
+//! whatever authenticated, confidential channel the deployment has (`ao-signer` carries them
+//! over Nostr relays).
 
 #![forbid(unsafe_code)]
 
@@ -41,13 +44,13 @@ mod share;
 mod sign;
 
 pub use error::ThresholdError;
-pub use file::{GroupFile, KdfParams, ShareFile};
+pub use file::{GroupFile, KdfParams, SealedTransport, ShareFile};
 pub use group::GroupPublic;
 pub use keygen::{
     DkgParticipant, DkgRound1, DkgRound2, KeygenConfig, KeygenOutput, KeygenSession,
     generate_with_dealer, split_secret_key,
 };
-pub use maintain::{refresh_shares, repair_share};
+pub use maintain::{RefreshParticipant, refresh_shares, repair_share};
 pub use nostr_events::{AGENT_PROFILE_KIND, agent_profile, parse_agent_profile, sign_event};
 pub use share::SignerShare;
 pub use sign::{

@@ -63,6 +63,34 @@ fn no_secret_bearing_type_prints_its_secret() {
     )
     .unwrap();
     assert!(format!("{participant:?}").contains("<redacted>"));
+
+    let secret = out.shares[0].key.signing_share().serialize();
+    let copy = crate::SignerShare::new(out.shares[0].index, out.shares[0].key.clone());
+    let (refresh, _) = crate::RefreshParticipant::new(&out.group, copy).unwrap();
+    assert_hidden("RefreshParticipant", &format!("{refresh:#?}"), &secret);
+    let transport = nostr::Keys::generate();
+    let file = ShareFile::seal_with_transport(
+        &out.shares[0],
+        &transport,
+        "pw",
+        KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        },
+    )
+    .unwrap();
+    let transport_secret = transport.secret_key().to_secret_bytes();
+    assert_hidden(
+        "ShareFile with transport",
+        &format!("{file:?}"),
+        &transport_secret,
+    );
+    assert_hidden(
+        "ShareFile with transport JSON",
+        &file.to_json(),
+        &transport_secret,
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use agent_orchestrator::threshold::{
     GroupFile, KdfParams, KeygenConfig, KeygenSession, ShareFile, SignerShare, split_secret_key,
 };
+use nostr::{Keys, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::CliError;
@@ -35,8 +36,28 @@ pub(crate) struct KeygenArgs {
     same_passphrase_for_all: bool,
     /// Split this existing Nostr secret key (nsec or hex, in a file) instead of generating one:
     /// the group key is then its npub.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "relays")]
     import_nsec_file: Option<PathBuf>,
+    /// Run the key generation with the other machines over this relay (repeatable): this
+    /// machine makes its own share only, into --out. Needs --transport-key and every --peer.
+    #[arg(
+        long = "relay",
+        value_name = "URL",
+        requires_all = ["transport_key", "peers"],
+        conflicts_with_all = ["out_shares", "same_passphrase_for_all"]
+    )]
+    relays: Vec<String>,
+    /// With --relay: this machine's transport key (`ao transport-key`), sealed into its share
+    /// file when the key is made.
+    #[arg(long, value_name = "FILE", requires = "relays")]
+    transport_key: Option<PathBuf>,
+    /// With --relay: every participant's transport key (npub or hex), this machine's among
+    /// them, in the same order on every machine: participant i is the i-th --peer.
+    #[arg(long = "peer", value_name = "KEY", requires = "relays")]
+    peers: Vec<String>,
+    /// With --relay: how long, in seconds, to wait for every participant.
+    #[arg(long, default_value_t = 120, requires = "relays")]
+    timeout: u64,
 }
 
 fn parse_out_share(value: &str) -> Result<(u16, PathBuf), String> {
@@ -109,6 +130,16 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode, CliError> {
         threshold: args.threshold,
         total: args.total,
     };
+    if let Some(transport_key) = &args.transport_key {
+        return crate::relays::keygen_over_relays(crate::relays::RemoteKeygen {
+            relays: &args.relays,
+            config,
+            transport_key,
+            peers: &args.peers,
+            out: &args.out,
+            timeout: std::time::Duration::from_secs(args.timeout),
+        });
+    }
     let layout = Layout::of(&args)?;
     // Refuse before any secret is made, and again atomically when writing.
     if let Some(path) = layout.files().find(|p| p.exists()) {
@@ -141,8 +172,11 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode, CliError> {
             source,
         })?;
     }
-    let group_file = GroupFile::from_group(&group)?;
-    write(&layout, &shares, &passes, &group_file.to_json())?;
+    // A transport key per share, for its signer node (`ao signer`), listed in the group file.
+    let transport: Vec<Keys> = shares.iter().map(|_| Keys::generate()).collect();
+    let transport_pubkeys: Vec<PublicKey> = transport.iter().map(Keys::public_key).collect();
+    let group_file = GroupFile::from_group(&group)?.with_transport_keys(&transport_pubkeys);
+    write(&layout, &shares, &transport, &passes, &group_file.to_json())?;
     println!("group key   {}", group_file.group_pubkey);
     println!("npub        {}", group_file.npub);
     println!(
@@ -175,13 +209,17 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode, CliError> {
 fn write(
     layout: &Layout,
     shares: &[SignerShare],
+    transport: &[Keys],
     passes: &[Zeroizing<String>],
     group_json: &str,
 ) -> Result<(), CliError> {
     let sealed = shares
         .iter()
+        .zip(transport)
         .zip(passes)
-        .map(|(share, pass)| Ok(ShareFile::seal(share, pass, KdfParams::default())?.to_json()))
+        .map(|((share, keys), pass)| {
+            Ok(ShareFile::seal_with_transport(share, keys, pass, KdfParams::default())?.to_json())
+        })
         .collect::<Result<Vec<_>, CliError>>()?;
     let files = layout
         .shares

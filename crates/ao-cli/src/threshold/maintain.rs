@@ -28,6 +28,13 @@ pub(crate) struct RefreshArgs {
     /// finished, or rolled back and done again.
     #[arg(long = "share", value_name = "FILE", required = true)]
     shares: Vec<PathBuf>,
+    /// Refresh with the other signer nodes over this relay (repeatable): this machine refreshes
+    /// its own share only (give one --share), and every node of the group takes part.
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
+    /// With --relay: how long, in seconds, to wait for every node.
+    #[arg(long, default_value_t = 120, requires = "relays")]
+    timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +58,21 @@ pub(crate) struct RepairArgs {
 type Passphrases = Vec<(u16, Zeroizing<String>)>;
 
 pub(crate) fn refresh(args: RefreshArgs) -> Result<ExitCode, CliError> {
+    if !args.relays.is_empty() {
+        let [share] = args.shares.as_slice() else {
+            return Err(CliError::BadInput {
+                what: "refresh --relay",
+                expected: "one --share: this machine's own",
+                reason: format!("{} given", args.shares.len()),
+            });
+        };
+        return crate::relays::refresh_over_relays(crate::relays::RemoteRefresh {
+            relays: &args.relays,
+            group: &args.group,
+            share,
+            timeout: std::time::Duration::from_secs(args.timeout),
+        });
+    }
     let files = Files::new(&args.group, &args.shares);
     let recovered = files
         .recover()
@@ -75,6 +97,7 @@ pub(crate) fn refresh(args: RefreshArgs) -> Result<ExitCode, CliError> {
         Recovered::Nothing => {}
     }
     let group = load_group(&args.group)?;
+    let old_file = GroupFile::from_json(&read(&args.group)?)?;
     let opened = open_shares(&args.shares)?;
     for shares in shared_passphrases(&opened) {
         eprintln!(
@@ -85,10 +108,18 @@ pub(crate) fn refresh(args: RefreshArgs) -> Result<ExitCode, CliError> {
         .iter()
         .map(|o| (o.share.index(), o.pass.clone()))
         .collect();
+    // Each node keeps its transport key: the new share is sealed with it, and the new group
+    // file lists the same keys.
+    let transports: Vec<(u16, nostr::Keys)> = opened
+        .iter()
+        .filter_map(|o| o.transport.clone().map(|k| (o.share.index(), k)))
+        .collect();
     let (refreshed, new_shares) =
         refresh_shares(&group, opened.into_iter().map(|o| o.share).collect())?;
-    let sealed = seal_in_order(&passes, &new_shares)?;
-    let group_json = GroupFile::from_group(&refreshed)?.to_json();
+    let sealed = seal_in_order(&passes, &transports, &new_shares)?;
+    let mut new_file = GroupFile::from_group(&refreshed)?;
+    new_file.transport_pubkeys = old_file.transport_pubkeys;
+    let group_json = new_file.to_json();
     if let Err(error) = prepare_and_commit(&files, &group, &group_json, &sealed, &passes) {
         return Err(after_failure(&files, &args.group, error));
     }
@@ -132,7 +163,11 @@ fn unfinished(files: &Files, group: &Path, error: CliError) -> CliError {
 
 /// Each new share sealed under the passphrase of the file it replaces, in the order the files
 /// were given.
-fn seal_in_order(passes: &Passphrases, shares: &[SignerShare]) -> Result<Vec<String>, CliError> {
+fn seal_in_order(
+    passes: &Passphrases,
+    transports: &[(u16, nostr::Keys)],
+    shares: &[SignerShare],
+) -> Result<Vec<String>, CliError> {
     passes
         .iter()
         .map(|(index, pass)| {
@@ -145,7 +180,13 @@ fn seal_in_order(passes: &Passphrases, shares: &[SignerShare]) -> Result<Vec<Str
                         expected: "one file per signer",
                         reason: format!("no new share for signer {index}"),
                     })?;
-            Ok(ShareFile::seal(share, pass, KdfParams::default())?.to_json())
+            let sealed = match transports.iter().find(|(i, _)| i == index) {
+                Some((_, keys)) => {
+                    ShareFile::seal_with_transport(share, keys, pass, KdfParams::default())?
+                }
+                None => ShareFile::seal(share, pass, KdfParams::default())?,
+            };
+            Ok(sealed.to_json())
         })
         .collect()
 }

@@ -10,6 +10,7 @@ mod crash;
 mod demo;
 mod hostile;
 mod outage;
+mod relays;
 mod serve;
 mod threshold;
 

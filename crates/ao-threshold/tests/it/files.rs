@@ -136,3 +136,87 @@ proptest! {
         prop_assert!(group.verify(&message, &sig));
     }
 }
+
+#[test]
+fn a_share_file_seals_its_nodes_transport_key_beside_the_share() {
+    let (group, shares) = generate_with_dealer(KeygenConfig {
+        threshold: 2,
+        total: 3,
+    })
+    .unwrap();
+    let transport = nostr::Keys::generate();
+    let file = ShareFile::seal_with_transport(&shares[0], &transport, "pw", FAST).unwrap();
+    let text = file.to_json();
+    assert!(text.contains(&transport.public_key().to_hex()));
+    assert!(!text.contains(&transport.secret_key().to_secret_hex()));
+    let file = ShareFile::from_json(&text).unwrap();
+    let (share, keys) = file.open_with_transport("pw").unwrap();
+    assert!(share.belongs_to(&group));
+    assert_eq!(keys.unwrap().public_key(), transport.public_key());
+    assert!(matches!(
+        file.open_with_transport("wrong"),
+        Err(ThresholdError::Decrypt)
+    ));
+
+    // The transport key is bound to its file: another file's, or another public key, fails.
+    let other =
+        ShareFile::seal_with_transport(&shares[1], &nostr::Keys::generate(), "pw", FAST).unwrap();
+    let mut swapped = file.clone();
+    swapped.transport = other.transport.clone();
+    assert!(matches!(
+        swapped.open_with_transport("pw"),
+        Err(ThresholdError::Decrypt)
+    ));
+    let mut relabelled = file.clone();
+    if let Some(t) = relabelled.transport.as_mut() {
+        t.pubkey = nostr::Keys::generate().public_key().to_hex();
+    }
+    assert!(matches!(
+        relabelled.open_with_transport("pw"),
+        Err(ThresholdError::Decrypt)
+    ));
+
+    // A file without a transport key (written before signer nodes) still opens.
+    let plain = ShareFile::seal(&shares[0], "pw", FAST).unwrap();
+    assert!(!plain.to_json().contains("transport"));
+    let (_, none) = ShareFile::from_json(&plain.to_json())
+        .unwrap()
+        .open_with_transport("pw")
+        .unwrap();
+    assert!(none.is_none());
+}
+
+#[test]
+fn group_files_carry_transport_keys_and_old_files_still_load() {
+    let (group, _) = generate_with_dealer(KeygenConfig {
+        threshold: 2,
+        total: 3,
+    })
+    .unwrap();
+    let old = GroupFile::from_group(&group).unwrap();
+    let old_json = old.to_json();
+    assert!(!old_json.contains("transport_pubkeys"));
+    let loaded = GroupFile::from_json(&old_json).unwrap();
+    assert_eq!(loaded.to_group().unwrap(), group);
+    assert!(loaded.transport_keys().unwrap().is_none());
+
+    let keys: Vec<nostr::PublicKey> = (0..3)
+        .map(|_| nostr::Keys::generate().public_key())
+        .collect();
+    let file = GroupFile::from_group(&group)
+        .unwrap()
+        .with_transport_keys(&keys);
+    let back = GroupFile::from_json(&file.to_json()).unwrap();
+    assert_eq!(back.to_group().unwrap(), group);
+    assert_eq!(back.transport_keys().unwrap().unwrap(), keys);
+
+    let mut short = back.clone();
+    short.transport_pubkeys.pop();
+    assert!(short.to_group().is_err());
+    let mut twice = back.clone();
+    twice.transport_pubkeys[2] = twice.transport_pubkeys[0].clone();
+    assert!(twice.to_group().is_err());
+    let mut garbage = back;
+    garbage.transport_pubkeys[1] = "zz".into();
+    assert!(garbage.to_group().is_err());
+}

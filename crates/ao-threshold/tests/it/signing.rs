@@ -1,7 +1,7 @@
 use ao_threshold::{
-    DkgParticipant, DkgRound1, GroupPublic, KeygenConfig, KeygenSession, SignerShare,
-    SigningRequest, ThresholdError, aggregate, generate_with_dealer, refresh_shares, repair_share,
-    sign_message, split_secret_key,
+    DkgParticipant, DkgRound1, DkgRound2, GroupPublic, KeygenConfig, KeygenSession,
+    RefreshParticipant, SignerShare, SigningRequest, ThresholdError, aggregate,
+    generate_with_dealer, refresh_shares, repair_share, sign_message, split_secret_key,
 };
 use nostr::{Keys, ToBech32};
 
@@ -278,4 +278,94 @@ fn nonces_of_one_signer_cannot_sign_for_another() {
     let request = SigningRequest::new(&group, [5; 32], vec![c1, c2]).unwrap();
     assert!(shares[1].sign(n1, &request).is_err());
     // `shares[0].sign(n1, ...)` again would not compile: `n1` was moved by the call above.
+}
+
+/// Runs a distributed refresh of `shares` as separate participants exchanging bytes.
+fn refresh_over_the_wire(
+    group: &GroupPublic,
+    shares: Vec<SignerShare>,
+) -> Vec<(GroupPublic, SignerShare)> {
+    let mut participants = Vec::new();
+    let mut round1 = Vec::new();
+    for share in shares {
+        let (p, m) = RefreshParticipant::new(group, share).unwrap();
+        round1.push(DkgRound1::from_bytes(m.from, &m.to_bytes().unwrap()).unwrap());
+        participants.push(p);
+    }
+    let round2: Vec<DkgRound2> = participants
+        .iter_mut()
+        .flat_map(|p| p.round2(&round1).unwrap())
+        .map(|m| DkgRound2::from_bytes(m.from, m.to, &m.to_bytes().unwrap()).unwrap())
+        .collect();
+    participants
+        .into_iter()
+        .map(|p| p.finish(&round2).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_distributed_refresh_keeps_the_group_key_and_retires_old_shares() {
+    let out = KeygenSession::new(config(2, 3)).complete().unwrap();
+    let (group, shares) = (out.group, out.shares);
+    let stale = refresh_over_the_wire(&group, generate_copy(&shares));
+    let outputs = refresh_over_the_wire(&group, shares);
+    let refreshed = outputs[0].0.clone();
+    assert!(outputs.iter().all(|(g, _)| *g == refreshed));
+    assert_eq!(refreshed.group_pubkey(), group.group_pubkey());
+    assert_ne!(refreshed.signer_pubkeys(), group.signer_pubkeys());
+    check_signs(&refreshed, &[&outputs[0].1, &outputs[2].1]);
+    check_signs(&refreshed, &[&outputs[1].1, &outputs[2].1]);
+    // A share of another refresh of the same group does not combine with these.
+    let err = sign_message(&refreshed, &[&outputs[0].1, &stale[1].1], &[7; 32]).unwrap_err();
+    assert!(
+        matches!(err, ThresholdError::WrongGroup { index: 2, .. }),
+        "{err}"
+    );
+}
+
+/// Copies of `shares`, through their sealed form.
+fn generate_copy(shares: &[SignerShare]) -> Vec<SignerShare> {
+    let fast = ao_threshold::KdfParams {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+    shares
+        .iter()
+        .map(|s| {
+            ao_threshold::ShareFile::seal(s, "p", fast)
+                .unwrap()
+                .open("p")
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_distributed_refresh_refuses_a_tampered_refresh_share() {
+    let out = KeygenSession::new(config(2, 3)).complete().unwrap();
+    let group = out.group;
+    let mut participants = Vec::new();
+    let mut round1 = Vec::new();
+    for share in out.shares {
+        let (p, m) = RefreshParticipant::new(&group, share).unwrap();
+        round1.push(m);
+        participants.push(p);
+    }
+    let mut round2: Vec<DkgRound2> = participants
+        .iter_mut()
+        .flat_map(|p| p.round2(&round1).unwrap())
+        .collect();
+    // Participant 1 sends participant 2 the share it meant for participant 3.
+    let for_three = round2
+        .iter()
+        .position(|m| m.from == 1 && m.to == 3)
+        .unwrap();
+    let bytes = round2[for_three].to_bytes().unwrap();
+    let forged = DkgRound2::from_bytes(1, 2, &bytes).unwrap();
+    round2.retain(|m| !(m.from == 1 && m.to == 2));
+    round2.push(forged);
+    let second = participants.remove(1);
+    let err = second.finish(&round2).unwrap_err();
+    assert!(matches!(err, ThresholdError::Keygen { .. }), "{err}");
 }
