@@ -28,7 +28,7 @@ impl fmt::Display for AuditedRow {
     }
 }
 
-/// Something [`SqliteStore::audit_report`] found wrong.
+/// Something [`crate::Store::audit_report`] found wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Finding {
