@@ -94,11 +94,11 @@ async fn slow_headers_neither_starve_others_nor_outlive_the_timeout() {
     }
     latencies.sort();
     let p99 = latencies[98];
-    // A starved gateway answers in seconds (the slow connections hold it until the header
-    // timeout); the bound is loose because the machine running the tests is shared, and speed
-    // itself is the benchmarks' business.
+    // The bound. A starved gateway answers in seconds (the slow connections hold it until
+    // the header timeout); this binary runs alone, but builds beside it can still push p99 past
+    // 50 ms on a 2-core machine.
     assert!(
-        p99 < Duration::from_millis(250),
+        p99 < Duration::from_millis(50),
         "p99 {p99:?} under the attack"
     );
     for connection in slow {
