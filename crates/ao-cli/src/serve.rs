@@ -340,6 +340,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         );
     }
     let reload = follow_keys(&keys, &store, &config);
+    sign_profile_at_start(&gateway);
     gateway
         .serve(listener, shutdown)
         .await
@@ -347,6 +348,29 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     reload.abort();
     println!("gateway stopped; every cost and audit entry is written");
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `[signing]`: signs the agent's NIP-SA profile (kind 39200) through its signer nodes, in
+/// the background, and says so in one line. Nodes that do not sign are an error line, not a
+/// stop: the gateway serves meanwhile, and `POST /admin/signing/profile` signs it again.
+fn sign_profile_at_start(gateway: &Gateway) {
+    let Some(signing) = gateway.orchestrator().signing().cloned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        match signing.profile().await {
+            Ok(event) => println!(
+                "agent `{}`: profile (kind 39200) signed by its signer nodes, event {}",
+                signing.agent(),
+                event.id
+            ),
+            Err(error) => tracing::error!(
+                agent = signing.agent(),
+                error = %Report::new(&error),
+                "cannot sign the agent's profile at start; the gateway serves on, and POST /admin/signing/profile signs it again"
+            ),
+        }
+    });
 }
 
 /// Keeps the gateway's keys current: a key created or revoked elsewhere (`ao keys`, another
