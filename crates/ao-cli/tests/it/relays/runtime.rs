@@ -1,5 +1,6 @@
 //! `ao serve` with a `[signing]` section: the gateway signs the agent's profile and its audit
-//! checkpoints through three `ao signer` processes over a relay, holding no share itself; with
+//! checkpoints through three `ao signer` processes over an `ao relay` process, holding no share
+//! itself; with
 //! two nodes killed it answers a clear error after the timeout and goes on serving.
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use nostr::{Event, JsonUtil};
 use serde_json::Value;
 
-use super::{GROUP, Process, TestRelay, bip340_valid, signer, transport_key};
+use super::{GROUP, Process, bip340_valid, signer, transport_key};
 use crate::{ao, path_str, stderr};
 
 /// `ao init` in `dir`, with the group key as the demo agent's and `signing` appended.
@@ -141,18 +142,25 @@ fn partials(dir: &Path) -> usize {
 
 #[test]
 fn ao_serve_signs_the_profile_and_checkpoints_through_the_nodes_and_serves_on_when_they_are_down() {
-    let relay = TestRelay::start();
+    // `ao relay` as a process of its own, on a free loopback port.
+    let relay = Process::start(
+        &["relay", "--listen", "127.0.0.1:0"],
+        &[],
+        "relay listening on ",
+    );
+    let url = relay.ready_line.rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
     let dir = tempfile::tempdir().unwrap();
     let (_, npub) = transport_key(dir.path(), "coordinator.key");
     let mut nodes: Vec<_> = (1..=3)
-        .map(|i| signer(i, relay.url(), &[&npub], dir.path()))
+        .map(|i| signer(i, &url, &[&npub], dir.path()))
         .collect();
     let config = init_with_signing(
         dir.path(),
         &format!(
             "[signing]\ngroup = \"{}\"\nrelays = [\"{}\"]\nkey = \"coordinator.key\"\ntimeout_secs = 2\n",
             path_str(&GROUP.group()),
-            relay.url()
+            url
         ),
     );
     let (gateway, addr) = serve(&config);
