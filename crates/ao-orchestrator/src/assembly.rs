@@ -88,9 +88,9 @@ fn signing(
     let Some(section) = config.signing() else {
         return Ok(None);
     };
-    let signer = section
-        .open()
-        .map_err(|source| SetupError::Signing { source })?;
+    let signer = section.open().map_err(|source| SetupError::Signing {
+        source: Box::new(source),
+    })?;
     let group = signer.group().clone();
     let group_key = group.public_key();
     let mut theirs = agents.iter().filter(|agent| {
@@ -120,7 +120,7 @@ fn signing(
         .map(|signing| Some(Arc::new(signing)))
         .map_err(|source| SetupError::SigningIdentity {
             agent: name,
-            source,
+            source: Box::new(source),
         })
 }
 

@@ -147,7 +147,7 @@ pub enum SetupError {
     Signing {
         /// Why.
         #[source]
-        source: ao_signer::SignerError,
+        source: Box<ao_signer::SignerError>,
     },
     /// No agent, or more than one, has the group key the signer nodes sign for.
     #[error(
@@ -166,7 +166,7 @@ pub enum SetupError {
         agent: String,
         /// Why.
         #[source]
-        source: crate::signing::SigningError,
+        source: Box<crate::signing::SigningError>,
     },
     /// Today's spend could not be loaded from the ledger.
     #[error("cannot load spend from the ledger")]

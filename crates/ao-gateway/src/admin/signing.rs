@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use ao_orchestrator::{AgentSigning, SigningError};
+use ao_orchestrator::SigningError;
 use ao_store::StoreError;
 use ao_types::Report;
 use axum::Json;
@@ -32,17 +32,15 @@ const DEFAULT_LABEL: &str = "default";
 /// The longest label accepted.
 const MAX_LABEL: usize = 128;
 
-/// What signs the agent's events, or the 409 that says none is configured.
-fn signing(state: &AppState) -> Result<&Arc<AgentSigning>, Response> {
-    state.orchestrator.signing().ok_or_else(|| {
-        api_error(
-            StatusCode::CONFLICT,
-            "invalid_request_error",
-            "signing_not_configured",
-            "no [signing] section is configured: the gateway signs the agent's events only through the signer nodes named there",
-            Value::Null,
-        )
-    })
+/// 409: no `[signing]` is configured, so nothing can be signed.
+fn not_configured() -> Response {
+    api_error(
+        StatusCode::CONFLICT,
+        "invalid_request_error",
+        "signing_not_configured",
+        "no [signing] section is configured: the gateway signs the agent's events only through the signer nodes named there",
+        Value::Null,
+    )
 }
 
 /// A signing that failed: 503 when the nodes did not sign (or the clock cannot be read), 502
@@ -66,9 +64,8 @@ fn signing_error(error: &SigningError) -> Response {
 
 /// Signs the agent's profile again: 200 with the signed event (as Nostr JSON).
 pub(super) async fn profile(State(state): State<Arc<AppState>>) -> Response {
-    let signing = match signing(&state) {
-        Ok(signing) => signing,
-        Err(response) => return response,
+    let Some(signing) = state.orchestrator.signing() else {
+        return not_configured();
     };
     match signing.profile().await {
         Ok(event) => {
@@ -85,29 +82,20 @@ struct CheckpointRequest {
     label: Option<String>,
 }
 
-/// The label of a checkpoint request (an empty body names none), or the 400 that refuses it.
-fn label(body: &Bytes) -> Result<String, Response> {
-    let refused = |message: String| {
-        api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_json",
-            &message,
-            Value::Null,
-        )
-    };
+/// The label of a checkpoint request (an empty body names none), or why it is refused.
+fn label(body: &Bytes) -> Result<String, String> {
     let request: CheckpointRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CheckpointRequest::default()
     } else {
         serde_json::from_slice(body)
-            .map_err(|e| refused(format!("expected {{\"label\": \"...\"}} or no body: {e}")))?
+            .map_err(|e| format!("expected {{\"label\": \"...\"}} or no body: {e}"))?
     };
     let label = request.label.unwrap_or_else(|| DEFAULT_LABEL.to_owned());
     if label.is_empty() || label.chars().count() > MAX_LABEL || label.chars().any(char::is_control)
     {
-        return Err(refused(format!(
+        return Err(format!(
             "a label is 1 to {MAX_LABEL} characters, none of them control characters"
-        )));
+        ));
     }
     Ok(label)
 }
@@ -118,11 +106,18 @@ fn label(body: &Bytes) -> Result<String, Response> {
 pub(super) async fn agent_checkpoint(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let label = match label(&body) {
         Ok(label) => label,
-        Err(response) => return response,
+        Err(message) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_json",
+                &message,
+                Value::Null,
+            );
+        }
     };
-    let signing = match signing(&state) {
-        Ok(signing) => signing,
-        Err(response) => return response,
+    let Some(signing) = state.orchestrator.signing() else {
+        return not_configured();
     };
     // The entries of calls still being written belong to the log the checkpoint signs.
     state.orchestrator.drain().await;

@@ -200,13 +200,14 @@ fn ao_serve_signs_the_profile_and_checkpoints_through_the_nodes_and_serves_on_wh
     // The agent's checkpoint of the audit log: the head, signed by the nodes, stored and checked.
     let (status, head) = client.get_json("/admin/audit/head");
     assert_eq!(status, 200, "{head}");
-    let (status, body) = client.post("/admin/audit/agent-checkpoint");
+    let (status, body) = client.post_json("/admin/audit/agent-checkpoint", r#"{"label": "prod"}"#);
     assert_eq!(status, 201, "{body}");
     let stored: Value = serde_json::from_str(&body).unwrap();
     let event = Event::from_json(stored["event"].to_string()).unwrap();
     let event = verified(event, 39230);
     let checkpoint = agent_orchestrator::audit::parse_checkpoint(&event).unwrap();
     assert_eq!(Some(checkpoint.head.seq), head["seq"].as_u64());
+    assert_eq!(checkpoint.label, "prod");
     assert_eq!(Some(checkpoint.head.hash.as_str()), head["hash"].as_str());
     assert_eq!(stored["by_agent"], true);
     assert_eq!(stored["stored"], true);
@@ -334,5 +335,9 @@ fn without_nodes_the_gateway_still_serves_and_without_signing_or_the_agent_it_sa
         let (status, body) = client.post(path);
         assert_eq!(status, 409, "{path}: {body}");
         assert!(body.contains("signing_not_configured"), "{body}");
+    }
+    for bad in [r#"{"label": ""}"#, r#"{"lable": "x"}"#, "not json"] {
+        let (status, body) = client.post_json("/admin/audit/agent-checkpoint", bad);
+        assert_eq!(status, 400, "{bad}: {body}");
     }
 }
