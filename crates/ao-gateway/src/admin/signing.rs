@@ -52,7 +52,7 @@ fn signing_error(error: &SigningError) -> Response {
         SigningError::Invalid { .. } => (StatusCode::BAD_GATEWAY, "signature_invalid"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "signing_failed"),
     };
-    tracing::error!(error = %Report::new(error), "the signer nodes did not sign");
+    tracing::error!(error = %Report::new(error), "an admin signing request failed");
     api_error(
         status,
         "api_error",
