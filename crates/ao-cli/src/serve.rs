@@ -151,6 +151,16 @@ admin_token_sha256 = "__ADMIN_TOKEN_HASH__"
 # metrics_token_sha256 = "..."
 max_body_bytes = 1048576
 client_timeout_secs = 30
+
+# The signer nodes that sign the agent's own events (its NIP-SA profile at start, audit
+# checkpoints on POST /admin/audit/agent-checkpoint), each holding one share of its key
+# (`ao signer`, see the README). Give the agent `pubkey = "<the group key>"`, then:
+# [signing]
+# group = "group.json"                # the group file, with the nodes' transport keys
+# relays = ["ws://127.0.0.1:7777"]    # where the nodes listen
+# key = "coordinator.key"             # `ao transport-key --out coordinator.key`; the nodes
+#                                     # are started with --coordinator <its npub>
+# timeout_secs = 5
 "#;
 
 /// The files `ao init` writes into its directory. The directory and everything in it is the
