@@ -44,5 +44,5 @@ pub use config::{
 pub use error::{OrchestratorError, SetupError};
 pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts};
 pub use settlement::Metered;
-pub use signing::{AgentSigning, SigningError};
+pub use signing::{AgentSigning, SigningError, Unverified};
 pub use streaming::{CompletionStream, StreamEvent};

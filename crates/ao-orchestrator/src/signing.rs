@@ -52,9 +52,9 @@ pub enum SigningError {
     Invalid {
         /// What was to be signed.
         what: &'static str,
-        /// What the check said.
+        /// What the check found.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: Unverified,
     },
     /// The agent's key is not the key the signer nodes sign for.
     #[error(
@@ -79,12 +79,35 @@ pub enum SigningError {
     Clock(#[from] ClockError),
 }
 
-/// An event came back under another key than the agent's.
+/// What is wrong with an event the signer nodes returned.
 #[derive(Debug, thiserror::Error)]
-#[error("it is signed by {found}, not by the agent's key {expected}")]
-struct WrongAuthor {
-    found: String,
-    expected: String,
+#[non_exhaustive]
+pub enum Unverified {
+    /// Its id or signature does not verify.
+    #[error("its id or signature is not valid")]
+    Signature(#[source] nostr::event::Error),
+    /// It is signed under another key than the agent's.
+    #[error("it is signed by {found}, not by the agent's key {expected}")]
+    Author {
+        /// The key it is signed under.
+        found: String,
+        /// The agent's key.
+        expected: String,
+    },
+    /// It does not read back as the agent's profile.
+    #[error("it does not read back as the agent's profile")]
+    Profile(#[source] ThresholdError),
+    /// It does not read back as a checkpoint.
+    #[error("it does not read back as a checkpoint")]
+    Checkpoint(#[source] CheckpointError),
+    /// It is a checkpoint of another head than the one asked for.
+    #[error("it signs entry {found}, not the head asked for, entry {asked}")]
+    OtherHead {
+        /// The entry it signs.
+        found: u64,
+        /// The entry asked for.
+        asked: u64,
+    },
 }
 
 impl AgentSigning {
@@ -135,16 +158,15 @@ impl AgentSigning {
             .sign_event(unsigned)
             .await
             .map_err(|source| SigningError::Nodes { what, source })?;
-        let invalid = |source: Box<dyn std::error::Error + Send + Sync>| SigningError::Invalid {
-            what,
-            source,
-        };
-        event.verify().map_err(|e| invalid(Box::new(e)))?;
+        let invalid = |source| SigningError::Invalid { what, source };
+        event
+            .verify()
+            .map_err(|e| invalid(Unverified::Signature(e)))?;
         if event.pubkey != self.public_key() {
-            return Err(invalid(Box::new(WrongAuthor {
+            return Err(invalid(Unverified::Author {
                 found: event.pubkey.to_hex(),
                 expected: self.group.group_pubkey(),
-            })));
+            }));
         }
         Ok(event)
     }
@@ -159,7 +181,7 @@ impl AgentSigning {
         let event = self.sign(unsigned, WHAT).await?;
         parse_agent_profile(&event).map_err(|e| SigningError::Invalid {
             what: WHAT,
-            source: Box::new(e),
+            source: Unverified::Profile(e),
         })?;
         Ok(event)
     }
@@ -187,12 +209,15 @@ impl AgentSigning {
         let event = self.sign(unsigned, WHAT).await?;
         let checkpoint = parse_checkpoint(&event).map_err(|e| SigningError::Invalid {
             what: WHAT,
-            source: Box::new(e),
+            source: Unverified::Checkpoint(e),
         })?;
         if checkpoint.head != *head {
             return Err(SigningError::Invalid {
                 what: WHAT,
-                source: "it signs another head than the one asked for".into(),
+                source: Unverified::OtherHead {
+                    found: checkpoint.head.seq,
+                    asked: head.seq,
+                },
             });
         }
         Ok(checkpoint)

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use ao_audit::{AGENT_CHECKPOINT_KIND, ChainHead};
 use ao_identity::AgentIdentity;
-use ao_orchestrator::{AgentSigning, Config, Orchestrator, SetupError, SigningError};
-use ao_signer::{LocalSigner, NIP_SA_KINDS};
+use ao_orchestrator::{AgentSigning, Config, Orchestrator, SetupError, SigningError, Unverified};
+use ao_signer::{EventSigner, LocalSigner, NIP_SA_KINDS, SignerError};
 use ao_threshold::{GroupFile, GroupPublic, KeygenConfig, SignerShare, generate_with_dealer};
 use ao_types::{SharedClock, TestClock};
-use nostr::{JsonUtil, Keys, ToBech32};
+use nostr::{Event, EventBuilder, JsonUtil, Keys, ToBech32, UnsignedEvent};
 
 /// A 2-of-3 group, its file (with three transport keys) and a coordinator key file in `dir`.
 fn group_in(dir: &Path) -> (GroupPublic, Vec<SignerShare>) {
@@ -260,4 +260,84 @@ async fn too_few_shares_or_no_relay_is_an_error_and_another_agents_key_is_refuse
     let signer = Arc::new(LocalSigner::new(group.clone(), Vec::new()));
     let err = AgentSigning::new(signer, group, stranger, clock()).unwrap_err();
     assert!(matches!(err, SigningError::NotTheGroupKey { .. }), "{err}");
+}
+
+/// A signer that holds the real shares but cheats: it signs something else than it was asked
+/// to, or signs under a key of its own.
+struct Cheater {
+    honest: LocalSigner,
+    stranger: Option<Keys>,
+}
+
+#[async_trait::async_trait]
+impl EventSigner for Cheater {
+    fn public_key(&self) -> nostr::PublicKey {
+        self.honest.public_key()
+    }
+
+    async fn sign_event(&self, unsigned: UnsignedEvent) -> Result<Event, SignerError> {
+        if let Some(stranger) = &self.stranger {
+            let forged = EventBuilder::new(unsigned.kind, unsigned.content.clone())
+                .tags(unsigned.tags.clone())
+                .sign_with_keys(stranger)
+                .unwrap();
+            return Ok(forged);
+        }
+        // The checkpoint of another entry, validly signed by the group.
+        let json = unsigned.as_json().replace("\"7\"", "\"6\"");
+        let mut other = UnsignedEvent::from_json(json).unwrap();
+        other.id = None;
+        other.ensure_id();
+        self.honest.sign_event(other).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_the_signer_changed_or_signed_under_another_key_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let (group, mut shares) = group_in(dir.path());
+    let rest = shares.split_off(2);
+    let head = ChainHead {
+        seq: 7,
+        hash: "ab".repeat(32),
+    };
+    let cheater = Arc::new(Cheater {
+        honest: LocalSigner::new(group.clone(), shares),
+        stranger: None,
+    });
+    let signing = AgentSigning::new(cheater, group.clone(), identity(&group), clock()).unwrap();
+    let err = signing.checkpoint(&head, 1, "prod").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SigningError::Invalid {
+                source: Unverified::OtherHead { found: 6, asked: 7 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    let cheater = Arc::new(Cheater {
+        honest: LocalSigner::new(group.clone(), rest),
+        stranger: Some(Keys::generate()),
+    });
+    let signing = AgentSigning::new(cheater, group.clone(), identity(&group), clock()).unwrap();
+    let err = signing.profile().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SigningError::Invalid {
+                source: Unverified::Author { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        ao_types::Report::new(&err)
+            .to_string()
+            .starts_with("the agent's profile the signer nodes returned does not verify"),
+        "{err}"
+    );
 }
