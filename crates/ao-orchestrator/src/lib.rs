@@ -11,11 +11,13 @@
 //! same discipline through the hooks.
 //!
 //! [`Config`] reads the whole setup from a TOML file: backends with prices and endpoints, agent
-//! routes, budgets, autonomy and approval thresholds, and the database path.
+//! routes, budgets, autonomy and approval thresholds, the database path, and the signer nodes
+//! that sign the agent's own events ([`AgentSigning`]: its profile, audit checkpoints).
 //!
 //! The modules follow a call: `assembly` (built from a config), `admission` (estimate, reserve,
 //! approve), `orchestrator` (the public API and the dispatch path every completion shares),
-//! `settlement` (how a reservation ends, and the background writes), `streaming`.
+//! `settlement` (how a reservation ends, and the background writes), `streaming`; beside them,
+//! `signing`, the agent's events signed by its nodes.
 //!
 //! What it is **not** for: HTTP serving (that is the `ao-gateway` crate) or new rules: every rule
 //! applied here lives in the crate that owns it.
@@ -30,15 +32,17 @@ mod config;
 mod error;
 mod orchestrator;
 mod settlement;
+mod signing;
 mod streaming;
 
 pub use admission::RequestRules;
 pub use budgets::Spend;
 pub use config::{
     AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, DatabaseEntry,
-    DatabaseSection, RequestsSection, ServerSection,
+    DatabaseSection, RequestsSection, ServerSection, SigningSection,
 };
 pub use error::{OrchestratorError, SetupError};
 pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts};
 pub use settlement::Metered;
+pub use signing::{AgentSigning, SigningError, Unverified};
 pub use streaming::{CompletionStream, StreamEvent};

@@ -22,6 +22,7 @@ use crate::admission::{Admitted, RequestRules};
 use crate::budgets::{Budgets, Spend};
 use crate::error::OrchestratorError;
 use crate::settlement::{BudgetGate, Metered, Outcome, Pending};
+use crate::signing::AgentSigning;
 use crate::streaming::CompletionStream;
 
 /// The parts an [`Orchestrator`] is built from.
@@ -50,6 +51,9 @@ pub struct OrchestratorParts {
     /// The hooks tool calls go through; `None` for the three built-in ones (audit, cost tracking,
     /// approvals) over these parts.
     pub hooks: Option<HookManager>,
+    /// What signs the agent's own events (its profile, audit checkpoints) through its signer
+    /// nodes; `None` when no `[signing]` is configured.
+    pub signing: Option<Arc<AgentSigning>>,
 }
 
 /// Per-call options.
@@ -97,6 +101,7 @@ pub(crate) struct Inner {
     pub(crate) overage_sats: AtomicU64,
     pub(crate) clock: SharedClock,
     pub(crate) pending: Arc<Pending>,
+    pub(crate) signing: Option<Arc<AgentSigning>>,
     /// With budgets in PostgreSQL: what other gateways announce about approvals.
     _approvals: Option<ao_store::pg::Listener>,
 }
@@ -159,6 +164,7 @@ impl Orchestrator {
                 overage_sats: AtomicU64::new(0),
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
+                signing: parts.signing,
                 _approvals: approvals,
             }),
         };
@@ -188,6 +194,12 @@ impl Orchestrator {
     /// The agents' names.
     pub fn agent_names(&self) -> impl Iterator<Item = &str> {
         self.inner.agents.keys().map(String::as_str)
+    }
+
+    /// What signs the agent's own events through its signer nodes, when `[signing]` is
+    /// configured.
+    pub fn signing(&self) -> Option<&Arc<AgentSigning>> {
+        self.inner.signing.as_ref()
     }
 
     /// The budgets.

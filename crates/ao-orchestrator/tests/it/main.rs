@@ -6,6 +6,7 @@
 
 mod config;
 mod runtime;
+mod signing;
 
 use std::path::Path;
 
