@@ -278,8 +278,15 @@ pub(crate) fn init(args: InitArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The gateway's runtime. Its blocking pool (SQLite writes, holds and settlements) is capped:
+/// they all wait for the one SQLite writer in turn, so more threads only add stacks and malloc
+/// arenas. Tokio's default of 512 let a soak grow to about 200 threads and its resident memory
+/// with them.
+const BLOCKING_THREADS: usize = 16;
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(CliError::Runtime)
