@@ -1,0 +1,1 @@
+//! ao-dvm end to end over a relay.
