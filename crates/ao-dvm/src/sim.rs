@@ -381,6 +381,8 @@ pub enum DvmScript {
     PaidThenSilent,
     /// Answers this long after it is paid.
     DelayedResult(Duration),
+    /// Answers jobs addressed to other providers too: asks its price and sends a result at once.
+    Impostor,
 }
 
 /// A simulated NIP-90 service provider for text generation (kind 5050).
@@ -476,11 +478,28 @@ struct Provider {
 impl Provider {
     async fn serve(&self, job: &Event) -> Result<(), SimError> {
         let request = JobRequest::from_event(job).map_err(sim_error)?;
-        if request.service.is_some_and(|k| k != self.keys.public_key()) {
+        if request.service.is_some_and(|k| k != self.keys.public_key())
+            && self.script != DvmScript::Impostor
+        {
             return Ok(());
         }
         let after_payment = match self.script {
             DvmScript::Silent => return Ok(()),
+            DvmScript::Impostor => {
+                let (bolt11, _) = self.network.issue(&self.node_key, self.price_msats)?;
+                let feedback = Feedback {
+                    provider: self.keys.public_key(),
+                    status: JobStatus::PaymentRequired,
+                    extra: None,
+                    amount: Some(Amount {
+                        msats: self.price_msats,
+                        bolt11: Some(bolt11),
+                    }),
+                };
+                self.send(&feedback.to_event(job, &self.keys).map_err(sim_error)?)
+                    .await?;
+                return self.result(job, &request).await;
+            }
             DvmScript::ResultWithoutPayment => return self.result(job, &request).await,
             DvmScript::PaidThenSilent => None,
             DvmScript::DelayedResult(delay) => Some(delay),
