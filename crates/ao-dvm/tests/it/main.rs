@@ -2,11 +2,14 @@
 //! service, real signed events and real NIP-04 encryption, the backend paying through
 //! rust-nostr's NWC client.
 
+#![allow(clippy::unwrap_used, reason = "a panic in a test is a failed test")]
+#![allow(missing_docs, reason = "test code")]
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use ao_dvm::sim::{DvmScript, SimDvm, SimNetwork, SimWallet, WalletScript};
-use ao_dvm::{DvmBackend, DvmConfig, MemoryPaymentLedger, NwcWallet, PaymentLedger, Wallet};
+use ao_dvm::{DvmBackend, DvmConfig, MemoryPaymentLedger, NwcWallet, PaymentLedger, Wallet as _};
 use ao_routing::BackendConfig;
 use ao_routing::http::{Backend, BackendError, ChatMessage, ChatRequest};
 use ao_signer::Relay;
