@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ao_dvm::sim::{DvmScript, SimDvm, SimNetwork, SimWallet, WalletScript};
-use ao_dvm::{DvmBackend, DvmConfig, MemoryPaymentLedger, NwcWallet, PaymentLedger, Wallet as _};
+use ao_dvm::{DvmBackend, DvmConfig, MemoryPaymentLedger, NwcWallet, PaymentLedger};
 use ao_routing::BackendConfig;
 use ao_routing::http::{Backend, BackendError, ChatMessage, ChatRequest};
 use ao_signer::Relay;
