@@ -63,24 +63,31 @@ pub fn check_invoice(
             bid_msats,
         });
     }
-    let invoice = Bolt11Invoice::from_str(bolt11).map_err(|e| InvoiceError::Undecodable {
-        reason: e.to_string(),
-    })?;
-    let invoice_msats = invoice
-        .amount_milli_satoshis()
-        .ok_or(InvoiceError::NoAmount)?;
-    if invoice_msats != tag_msats {
+    let invoice = decode_invoice(bolt11)?;
+    if invoice.amount_msats != tag_msats {
         return Err(InvoiceError::AmountMismatch {
-            invoice_msats,
+            invoice_msats: invoice.amount_msats,
             tag_msats,
         });
     }
+    Ok(invoice)
+}
+
+/// Decodes `bolt11`: it must check, name an amount, and not have expired.
+pub fn decode_invoice(bolt11: &str) -> Result<CheckedInvoice, InvoiceError> {
+    let invoice =
+        Bolt11Invoice::from_str(bolt11.trim()).map_err(|e| InvoiceError::Undecodable {
+            reason: e.to_string(),
+        })?;
+    let amount_msats = invoice
+        .amount_milli_satoshis()
+        .ok_or(InvoiceError::NoAmount)?;
     if invoice.is_expired() {
         return Err(InvoiceError::Expired);
     }
     Ok(CheckedInvoice {
-        bolt11: bolt11.to_owned(),
+        bolt11: bolt11.trim().to_owned(),
         payment_hash: hex::encode(invoice.payment_hash().to_byte_array()),
-        amount_msats: invoice_msats,
+        amount_msats,
     })
 }

@@ -30,7 +30,7 @@ pub mod sim;
 mod wallet;
 
 pub use backend::{DvmBackend, DvmConfig};
-pub use invoice::{CheckedInvoice, InvoiceError, check_invoice};
+pub use invoice::{CheckedInvoice, InvoiceError, check_invoice, decode_invoice};
 pub use payments::{
     Begun, MemoryPaymentLedger, PaymentLedger, PaymentLedgerError, PaymentRecord, PaymentState,
     StoredJob,

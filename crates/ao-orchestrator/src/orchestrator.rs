@@ -10,6 +10,7 @@ use std::time::Duration;
 use ao_approvals::SolverAgentCoordinator;
 use ao_audit::AuditLog;
 use ao_budget::{CostTracker, RateLimiter};
+use ao_dvm::{PaymentLedger, Wallet};
 use ao_hooks::{
     ApprovalHook, AuditHook, CostTrackingHook, HookManager, HookResult, ToolCall, ToolOutput,
 };
@@ -50,6 +51,18 @@ pub struct OrchestratorParts {
     /// The hooks tool calls go through; `None` for the three built-in ones (audit, cost tracking,
     /// approvals) over these parts.
     pub hooks: Option<HookManager>,
+    /// The wallet that pays invoices ([`Orchestrator::pay_invoice`]), and where payments are
+    /// written down; `None`: no invoice is paid.
+    pub payments: Option<Payments>,
+}
+
+/// A wallet and the ledger that keeps its payments at most once.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    /// The wallet that pays.
+    pub wallet: Arc<dyn Wallet>,
+    /// Where each payment is written down, by payment hash, before the wallet is asked.
+    pub ledger: Arc<dyn PaymentLedger>,
 }
 
 /// Per-call options.
@@ -97,6 +110,8 @@ pub(crate) struct Inner {
     pub(crate) overage_sats: AtomicU64,
     pub(crate) clock: SharedClock,
     pub(crate) pending: Arc<Pending>,
+    /// The wallet and its payment ledger, if invoices may be paid.
+    pub(crate) payments: Option<Payments>,
     /// With budgets in PostgreSQL: what other gateways announce about approvals.
     _approvals: Option<ao_store::pg::Listener>,
 }
@@ -159,6 +174,7 @@ impl Orchestrator {
                 overage_sats: AtomicU64::new(0),
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
+                payments: parts.payments.take(),
                 _approvals: approvals,
             }),
         };
@@ -276,8 +292,10 @@ impl Orchestrator {
         let Answered {
             provider,
             value: response,
-            ..
+            failed,
         } = answered;
+        admitted.guard.failed_attempts(&failed);
+        admitted.guard.billed(response.billed_sats);
         let outcome = Outcome::Completed(Metered::Reported(response.usage));
         let settlement =
             admitted

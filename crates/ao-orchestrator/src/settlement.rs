@@ -12,7 +12,7 @@ use ao_audit::AuditEvent;
 use ao_budget::{CostRecord, MAX_STORED_AMOUNT, RatePermit};
 use ao_routing::BackendConfig;
 use ao_routing::BackendProvider;
-use ao_routing::http::FallbackError;
+use ao_routing::http::{Attempt, FallbackError};
 use ao_types::{Report, TokenUsage};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -185,6 +185,12 @@ pub(crate) struct ReservationGuard {
     rate_permit: Option<RatePermit>,
     /// Ends the renewal of the call's reservations when the guard goes.
     renewing: Option<tokio::sync::oneshot::Sender<()>>,
+    /// What the answering backend billed, when it bills per call (a DVM paid over Lightning):
+    /// charged instead of the reported usage at its prices.
+    billed: Option<u64>,
+    /// What the failed attempts cost, when some backend knew it exactly; else each billed
+    /// attempt is charged the estimate.
+    failed_cost: Option<u64>,
 }
 
 impl ReservationGuard {
@@ -216,7 +222,27 @@ impl ReservationGuard {
             dispatched_to: None,
             rate_permit: None,
             renewing: None,
+            billed: None,
+            failed_cost: None,
         }
+    }
+
+    /// The answering backend billed `sats` for the call (a DVM paid over Lightning), or `None`
+    /// for a backend billed per token.
+    pub(crate) fn billed(&mut self, sats: Option<u64>) {
+        self.billed = sats;
+    }
+
+    /// Prices the failed attempts of `attempts` that may have been billed: what the backend
+    /// knew it cost, else the estimate.
+    pub(crate) fn failed_attempts(&mut self, attempts: &[Attempt]) {
+        self.failed_cost = Some(
+            attempts
+                .iter()
+                .filter(|a| a.may_have_billed())
+                .map(|a| a.error.billed_sats().unwrap_or(self.estimate_sats))
+                .fold(0, u64::saturating_add),
+        );
     }
 
     /// The approval that allowed the call.
@@ -338,6 +364,7 @@ impl ReservationGuard {
             )
         };
         let (failed_usage, failed_cost) = each(u64::from(billed_failures));
+        let failed_cost = self.failed_cost.take().unwrap_or(failed_cost);
         let mut error = error;
         let (usage, estimated, cost_sats) = match outcome {
             Outcome::Failed if billed_failures == 0 => (TokenUsage::default(), false, 0),
@@ -347,7 +374,11 @@ impl ReservationGuard {
                 (usage, true, cost)
             }
             Outcome::Completed(m) | Outcome::CutOff(m) | Outcome::Dropped(m) => {
-                let cost = price(chain, provider, m.usage()).unwrap_or_else(|unpriced| {
+                let priced = match self.billed.take() {
+                    Some(sats) => Ok(sats),
+                    None => price(chain, provider, m.usage()),
+                };
+                let cost = priced.unwrap_or_else(|unpriced| {
                     tracing::error!(error = %unpriced, "charging the estimate instead");
                     error = Some(unpriced.to_string());
                     self.estimate_sats
@@ -390,6 +421,7 @@ impl ReservationGuard {
             .map(|a| a.provider)
             .or_else(|| chain.first().map(|b| b.provider))
             .unwrap_or(BackendProvider::Local);
+        self.failed_attempts(&fallback.attempts);
         self.settle(
             chain,
             provider,
