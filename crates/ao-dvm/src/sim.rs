@@ -77,6 +77,14 @@ impl SimNetwork {
         Self::default()
     }
 
+    /// A new invoice for `msats` from a payee of its own (what a shop a tool buys from does).
+    pub fn invoice(&self, msats: u64) -> Result<String, SimError> {
+        let mut node = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut node);
+        let node_key = NodeKey::from_slice(&node).map_err(sim_error)?;
+        self.issue(&node_key, msats).map(|(bolt11, _)| bolt11)
+    }
+
     fn issue(&self, node_key: &NodeKey, msats: u64) -> Result<(String, String), SimError> {
         let mut preimage = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut preimage);
