@@ -468,6 +468,7 @@ impl Backend for DvmBackend {
         );
         Ok(ChatResponse::assistant(
             &format!("dvm-{}", event.id.to_hex()),
+            answer.created,
             &self.config.model,
             &answer.content,
             usage,

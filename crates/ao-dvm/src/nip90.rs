@@ -406,6 +406,9 @@ pub struct JobResult {
     pub content: String,
     /// What the provider asks to be paid, if it asks after the work.
     pub amount: Option<Amount>,
+    /// When the provider says it made the result, in Unix seconds (0 in a result being built:
+    /// the event is stamped when signed).
+    pub created: u64,
 }
 
 impl JobResult {
@@ -438,6 +441,7 @@ impl JobResult {
             provider: event.pubkey,
             content: event.content.clone(),
             amount: amount(event)?,
+            created: event.created_at.as_secs(),
         })
     }
 }

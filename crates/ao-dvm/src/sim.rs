@@ -559,6 +559,7 @@ impl Provider {
             provider: self.keys.public_key(),
             content,
             amount: None,
+            created: 0,
         };
         self.send(&result.to_event(job, &self.keys).map_err(sim_error)?)
             .await

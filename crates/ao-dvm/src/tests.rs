@@ -137,6 +137,7 @@ fn a_forged_event_is_refused() {
         provider: dvm.public_key(),
         content: "hi".into(),
         amount: None,
+        created: 0,
     }
     .to_event(&job, &dvm)
     .unwrap();

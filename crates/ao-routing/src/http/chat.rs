@@ -173,9 +173,11 @@ impl ChatResponse {
 
     /// A reply written here in the OpenAI `chat.completion` shape, for a backend that does not
     /// speak the OpenAI API (a data vending machine): one choice with the assistant's `content`,
-    /// `usage` as given, and `billed_sats` what the call cost when it is billed per call.
+    /// `usage` as given, created at `created` (Unix seconds), and `billed_sats` what the call
+    /// cost when it is billed per call.
     pub fn assistant(
         id: &str,
+        created: u64,
         model: &str,
         content: &str,
         usage: TokenUsage,
@@ -184,6 +186,7 @@ impl ChatResponse {
         let body = serde_json::json!({
             "id": id,
             "object": "chat.completion",
+            "created": created,
             "model": model,
             "choices": [{
                 "index": 0,
