@@ -1,8 +1,8 @@
 //! [`DvmBackend`]: a chat completion bought from a NIP-90 data vending machine and paid over
 //! Lightning, within its bid.
 //!
-//! Money first. The caller (the orchestrator) reserves the bid ([`Backend::bid_sats`]) before the
-//! job is published. A `payment-required` is paid only if its invoice decodes, asks exactly its
+//! Money first. The caller (the orchestrator) reserves the bid and a fee allowance
+//! ([`Backend::bid_sats`]) before the job is published. A `payment-required` is paid only if its invoice decodes, asks exactly its
 //! `amount` tag and no more than the bid; the payment hash is written down before the wallet is
 //! asked, so an invoice is paid at most once, across retries and restarts. The reply is billed
 //! at what was paid, fees included ([`ChatResponse::billed_sats`]). Nothing paid and no result by
@@ -30,7 +30,7 @@ use crate::nip90::{
     Feedback, JobRequest, JobResult, JobStatus, KIND_FEEDBACK, check_temperature, result_kind,
 };
 use crate::payments::{Begun, PaymentLedger, PaymentLedgerError, PaymentRecord, StoredJob};
-use crate::wallet::Wallet;
+use crate::wallet::{Wallet, fee_allowance_sats};
 
 /// A DVM backend's settings: the `[[backends]]` entry with `provider = "dvm"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,8 @@ pub struct DvmConfig {
     pub service: Option<PublicKey>,
     /// The job kind: 5050, text generation.
     pub job_kind: u16,
-    /// The bid: the most one job may cost, fees included, in sats.
+    /// The bid: the most a DVM may ask for one job, in sats. A call reserves it and the
+    /// wallet's fee allowance.
     pub max_bid_sats: u64,
     /// How long a job may take, from publication to result.
     pub timeout: Duration,
@@ -480,7 +481,12 @@ impl Backend for DvmBackend {
         Err(self.unpaid("the dvm backend does not stream: ask without `stream`"))
     }
 
+    /// The bid and the wallet's fee allowance ([`fee_allowance_sats`]).
     fn bid_sats(&self) -> Option<u64> {
-        Some(self.dvm.max_bid_sats)
+        Some(
+            self.dvm
+                .max_bid_sats
+                .saturating_add(fee_allowance_sats(self.dvm.max_bid_sats)),
+        )
     }
 }

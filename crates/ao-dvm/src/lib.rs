@@ -35,7 +35,7 @@ pub use payments::{
     Begun, MemoryPaymentLedger, PaymentLedger, PaymentLedgerError, PaymentRecord, PaymentState,
     StoredJob,
 };
-pub use wallet::{NWC_URI_ENV, NwcWallet, Payment, Wallet, WalletError};
+pub use wallet::{NWC_URI_ENV, NwcWallet, Payment, Wallet, WalletError, fee_allowance_sats};
 
 #[cfg(test)]
 mod tests;

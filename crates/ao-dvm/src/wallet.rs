@@ -13,6 +13,12 @@ use nwc::{NWC, NostrWalletConnectOptions};
 /// `Debug`.
 pub const NWC_URI_ENV: &str = "AO_NWC_URI";
 
+/// The routing fee allowance reserved on top of a payment of `amount_sats`: 1%, at least 1 sat.
+/// A wallet that charges more is still charged in full (the excess is counted as overage).
+pub fn fee_allowance_sats(amount_sats: u64) -> u64 {
+    (amount_sats / 100).max(1)
+}
+
 /// A payment the wallet made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {

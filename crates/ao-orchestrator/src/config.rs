@@ -97,8 +97,9 @@ pub struct BackendEntry {
     /// `dvm` only: the NIP-90 job kind. Default 5050 (text generation).
     #[serde(default)]
     pub job_kind: Option<Spanned<u16>>,
-    /// `dvm` only: the bid, the most one job may cost, fees included, in sats. Required. It is
-    /// what each call reserves; a DVM that asks more is not paid.
+    /// `dvm` only: the bid, the most a DVM may ask for one job, in sats. Required. Each call
+    /// reserves it and a routing fee allowance (1%, at least 1 sat); a DVM that asks more than
+    /// the bid is not paid.
     #[serde(default)]
     pub max_bid_sats: Option<Spanned<u64>>,
     /// `dvm` only: the environment variable with the wallet's Nostr Wallet Connect URI. Default

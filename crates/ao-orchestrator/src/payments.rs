@@ -8,6 +8,7 @@ use ao_audit::AuditEvent;
 use ao_budget::CostRecord;
 use ao_dvm::{
     Begun, PaymentLedger, PaymentLedgerError, PaymentRecord, PaymentState, decode_invoice,
+    fee_allowance_sats,
 };
 use ao_routing::BackendProvider;
 use ao_types::{Msats, Report, TokenUsage, utc_day_start};
@@ -43,11 +44,6 @@ struct PaymentAudit<'a> {
     error: Option<String>,
 }
 
-/// The fee allowance reserved on top of an invoice's amount: 1%, at least 1 sat.
-fn fee_allowance(amount_sats: u64) -> u64 {
-    (amount_sats / 100).max(1)
-}
-
 impl Orchestrator {
     /// Pays `bolt11` for `agent` from the configured wallet, within the agent's budget: its
     /// amount and a fee allowance (1%, at least 1 sat) are reserved and held first, so that no
@@ -67,7 +63,7 @@ impl Orchestrator {
         }
         let invoice = decode_invoice(bolt11).map_err(OrchestratorError::Invoice)?;
         let amount_sats = Msats(invoice.amount_msats).to_sats_ceil();
-        let reserve_sats = amount_sats.saturating_add(fee_allowance(amount_sats));
+        let reserve_sats = amount_sats.saturating_add(fee_allowance_sats(amount_sats));
         let now = inner.clock.now()?;
         let held = inner
             .budgets
