@@ -233,7 +233,7 @@ impl DvmBackend {
         let job = event.id;
         let result = result_kind(self.dvm.job_kind)
             .ok_or_else(|| self.unpaid(format!("{} is not a job kind", self.dvm.job_kind)))?;
-        let mut notifications = pool.notifications();
+        let notifications = pool.notifications();
         let filter = Filter::new()
             .kinds([Kind::from(KIND_FEEDBACK), Kind::from(result)])
             .event(job);
@@ -263,31 +263,9 @@ impl DvmBackend {
                 reason: "no relay took the job request".into(),
             });
         }
-        let deadline = tokio::time::Instant::now() + self.dvm.timeout;
-        let mut seen = HashSet::new();
-        let outcome = loop {
-            let notification = match tokio::time::timeout_at(deadline, notifications.recv()).await {
-                Err(_) | Ok(Err(RecvError::Closed)) => break None,
-                Ok(Err(RecvError::Lagged(_))) => continue,
-                Ok(Ok(notification)) => notification,
-            };
-            let RelayPoolNotification::Event {
-                subscription_id,
-                event,
-                ..
-            } = notification
-            else {
-                continue;
-            };
-            if subscription_id != subscription || !seen.insert(event.id) {
-                continue;
-            }
-            match self.step(&event, &job, result, &mut spent).await {
-                Step::Wait => {}
-                Step::Answer(answer) => break Some(Ok(answer)),
-                Step::Fail(error) => break Some(Err(error)),
-            }
-        };
+        let outcome = self
+            .listen(notifications, &subscription, &job, result, &mut spent)
+            .await;
         pool.unsubscribe(&subscription).await;
         match outcome {
             Some(Ok(answer)) => {
@@ -313,6 +291,43 @@ impl DvmBackend {
                         self.dvm.timeout
                     )
                 })))
+            }
+        }
+    }
+
+    /// Reads the subscription's events until the job's answer, a failure, or the timeout
+    /// (`None`).
+    async fn listen(
+        &self,
+        mut notifications: tokio::sync::broadcast::Receiver<RelayPoolNotification>,
+        subscription: &nostr::SubscriptionId,
+        job: &EventId,
+        result: u16,
+        spent: &mut Spent,
+    ) -> Option<Result<JobResult, BackendError>> {
+        let deadline = tokio::time::Instant::now() + self.dvm.timeout;
+        let mut seen = HashSet::new();
+        loop {
+            let notification = match tokio::time::timeout_at(deadline, notifications.recv()).await {
+                Err(_) | Ok(Err(RecvError::Closed)) => return None,
+                Ok(Err(RecvError::Lagged(_))) => continue,
+                Ok(Ok(notification)) => notification,
+            };
+            let RelayPoolNotification::Event {
+                subscription_id,
+                event,
+                ..
+            } = notification
+            else {
+                continue;
+            };
+            if subscription_id != *subscription || !seen.insert(event.id) {
+                continue;
+            }
+            match self.step(&event, job, result, spent).await {
+                Step::Wait => {}
+                Step::Answer(answer) => return Some(Ok(answer)),
+                Step::Fail(error) => return Some(Err(error)),
             }
         }
     }

@@ -7,8 +7,8 @@
 use ao_audit::AuditEvent;
 use ao_budget::CostRecord;
 use ao_dvm::{
-    Begun, PaymentLedger, PaymentLedgerError, PaymentRecord, PaymentState, decode_invoice,
-    fee_allowance_sats,
+    Begun, CheckedInvoice, PaymentLedger, PaymentLedgerError, PaymentRecord, PaymentState,
+    decode_invoice, fee_allowance_sats,
 };
 use ao_routing::BackendProvider;
 use ao_types::{Msats, Report, TokenUsage, utc_day_start};
@@ -63,48 +63,9 @@ impl Orchestrator {
         }
         let invoice = decode_invoice(bolt11).map_err(OrchestratorError::Invoice)?;
         let amount_sats = Msats(invoice.amount_msats).to_sats_ceil();
-        let reserve_sats = amount_sats.saturating_add(fee_allowance_sats(amount_sats));
-        let now = inner.clock.now()?;
-        let held = inner
-            .budgets
-            .reserve(
-                agent,
-                utc_day_start(now),
-                reserve_sats,
-                TokenUsage::default(),
-                BackendProvider::Dvm,
-                now,
-            )
+        let (held, now) = self.reserve_payment(agent, amount_sats).await?;
+        self.begin_payment(&payments, agent, &held, now, &invoice)
             .await?;
-        if let Err(error) = inner
-            .budgets
-            .hold(&held, BackendProvider::Dvm, TokenUsage::default())
-            .await
-        {
-            inner.budgets.release_undispatched(held);
-            return Err(error.into());
-        }
-        let record = PaymentRecord {
-            payment_hash: invoice.payment_hash.clone(),
-            job_id: format!("invoice:{agent}"),
-            amount_msats: invoice.amount_msats,
-            fee_msats: None,
-            state: PaymentState::Paying,
-        };
-        let begun = ledger(&payments, move |l| l.begin_payment(&record)).await;
-        match begun {
-            Ok(Begun::Go) => {}
-            Ok(Begun::Already(found)) => {
-                self.finish(agent, &held, now, None).await;
-                return Err(OrchestratorError::AlreadyPaid {
-                    payment_hash: found.payment_hash,
-                });
-            }
-            Err(error) => {
-                self.finish(agent, &held, now, None).await;
-                return Err(OrchestratorError::PaymentLedger(error));
-            }
-        }
         let hash = invoice.payment_hash.clone();
         let audit = |fee, cost_sats, outcome, error| PaymentAudit {
             payment_hash: &invoice.payment_hash,
@@ -148,6 +109,65 @@ impl Orchestrator {
                 Err(OrchestratorError::Wallet(error))
             }
         }
+    }
+
+    /// Reserves and holds `amount_sats` and its fee allowance for `agent`; returns the
+    /// reservation and when it was made.
+    async fn reserve_payment(
+        &self,
+        agent: &str,
+        amount_sats: u64,
+    ) -> Result<(Held, u64), OrchestratorError> {
+        let inner = self.inner();
+        let reserve_sats = amount_sats.saturating_add(fee_allowance_sats(amount_sats));
+        let now = inner.clock.now()?;
+        let held = inner
+            .budgets
+            .reserve(
+                agent,
+                utc_day_start(now),
+                reserve_sats,
+                TokenUsage::default(),
+                BackendProvider::Dvm,
+                now,
+            )
+            .await?;
+        if let Err(error) = inner
+            .budgets
+            .hold(&held, BackendProvider::Dvm, TokenUsage::default())
+            .await
+        {
+            inner.budgets.release_undispatched(held);
+            return Err(error.into());
+        }
+        Ok((held, now))
+    }
+
+    /// Writes `invoice` down as being paid, or releases `held` and says why it is not paid.
+    async fn begin_payment(
+        &self,
+        payments: &Payments,
+        agent: &str,
+        held: &Held,
+        now: u64,
+        invoice: &CheckedInvoice,
+    ) -> Result<(), OrchestratorError> {
+        let record = PaymentRecord {
+            payment_hash: invoice.payment_hash.clone(),
+            job_id: format!("invoice:{agent}"),
+            amount_msats: invoice.amount_msats,
+            fee_msats: None,
+            state: PaymentState::Paying,
+        };
+        let refused = match ledger(payments, move |l| l.begin_payment(&record)).await {
+            Ok(Begun::Go) => return Ok(()),
+            Ok(Begun::Already(found)) => OrchestratorError::AlreadyPaid {
+                payment_hash: found.payment_hash,
+            },
+            Err(error) => OrchestratorError::PaymentLedger(error),
+        };
+        self.finish(agent, held, now, None).await;
+        Err(refused)
     }
 
     /// Charges `held` at `cost_sats`, or releases it with `None`. The charge is dated now, or

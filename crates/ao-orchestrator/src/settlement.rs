@@ -8,16 +8,17 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ao_audit::AuditEvent;
 use ao_budget::{CostRecord, MAX_STORED_AMOUNT, RatePermit};
 use ao_routing::BackendConfig;
 use ao_routing::BackendProvider;
 use ao_routing::http::{Attempt, FallbackError};
 use ao_types::{Report, TokenUsage};
-use serde::Serialize;
 use tokio::sync::Notify;
 
+mod audit;
 mod holds;
+
+use audit::audit_completion;
 
 pub(crate) use holds::BudgetGate;
 
@@ -77,29 +78,6 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::Failed => "failed",
         }
-    }
-}
-
-/// Appends the audit entry of settlement `s`, dated `now`.
-fn audit_completion(audit: &dyn ao_audit::AuditLog, now: u64, s: &Settlement, overage: u64) {
-    let detail = CompletionAudit {
-        backend: Some(s.provider.as_str()),
-        outcome: s.outcome.as_str(),
-        input_tokens: s.usage.input_tokens,
-        output_tokens: s.usage.output_tokens,
-        cost_sats: s.cost_sats,
-        estimate_sats: s.estimate_sats,
-        estimated_usage: s.estimated,
-        billed_failed_attempts: s.billed_failures,
-        overage_sats: overage,
-        approval_id: s.approval_id.as_deref(),
-        error: s.error.clone(),
-    };
-    let appended = AuditEvent::from_serialize(now, "completion", s.agent.as_str(), &detail)
-        .map_err(|e| Report::new(&e).to_string())
-        .and_then(|event| audit.append(event).map_err(|e| Report::new(&e).to_string()));
-    if let Err(error) = appended {
-        tracing::error!(agent = s.agent, error, "completion not audited");
     }
 }
 
@@ -471,32 +449,6 @@ pub(crate) fn price(
         .find(|b| b.provider == provider)
         .map(|b| b.calculate_cost(usage.input_tokens, usage.output_tokens))
         .ok_or(OrchestratorError::Unpriced { provider })
-}
-
-#[derive(Serialize)]
-struct CompletionAudit<'a> {
-    backend: Option<&'a str>,
-    outcome: &'a str,
-    input_tokens: u64,
-    output_tokens: u64,
-    cost_sats: u64,
-    estimate_sats: u64,
-    estimated_usage: bool,
-    #[serde(skip_serializing_if = "is_zero")]
-    billed_failed_attempts: u32,
-    #[serde(skip_serializing_if = "is_zero_sats")]
-    overage_sats: u64,
-    approval_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-fn is_zero_sats(n: &u64) -> bool {
-    *n == 0
 }
 
 impl Settlement {
