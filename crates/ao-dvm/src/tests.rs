@@ -198,3 +198,56 @@ fn invoices_are_checked_before_anything_is_paid() {
         "a tampered invoice decodes"
     );
 }
+
+mod never_panics {
+    use nostr::{EventBuilder, Keys, Kind, Tag};
+    use proptest::prelude::*;
+
+    use crate::nip90::{Feedback, JobRequest, JobResult};
+
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("e".to_owned()),
+            Just("p".to_owned()),
+            Just("i".to_owned()),
+            Just("status".to_owned()),
+            Just("amount".to_owned()),
+            Just("param".to_owned()),
+            Just("bid".to_owned()),
+            Just("payment-required".to_owned()),
+            "[a-z0-9+. -]{0,8}",
+            "[0-9]{1,25}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever tags a relay hands over, reading them is an answer or an error, never a
+        /// panic, and nothing malformed reads as a payment request.
+        #[test]
+        fn reading_arbitrary_tags_never_panics(
+            tags in proptest::collection::vec(proptest::collection::vec(word(), 1..4), 0..6),
+            kind in prop_oneof![Just(5050u16), Just(6050u16), Just(7000u16), 0u16..10_000],
+        ) {
+            let keys = Keys::generate();
+            let job = super::job(&keys);
+            let mut tags: Vec<Tag> = tags.into_iter().filter_map(|t| Tag::parse(t).ok()).collect();
+            tags.push(Tag::event(job.id));
+            let event = EventBuilder::new(Kind::from(kind), "x")
+                .tags(tags)
+                .sign_with_keys(&keys)
+                .unwrap();
+            if let Ok(feedback) = Feedback::from_event(&event, &job.id) {
+                prop_assert_eq!(kind, 7000);
+                if let Some(amount) = feedback.amount {
+                    prop_assert!(event.tags.iter().any(|t| t.as_slice().get(1) == Some(&amount.msats.to_string())));
+                }
+            }
+            if JobResult::from_event(&event, &job.id, 6050).is_ok() {
+                prop_assert_eq!(kind, 6050);
+            }
+            let _ = JobRequest::from_event(&event);
+        }
+    }
+}
