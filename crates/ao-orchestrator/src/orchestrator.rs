@@ -85,7 +85,8 @@ pub struct Completion {
     pub response: ChatResponse,
     /// The backend that answered.
     pub backend: BackendProvider,
-    /// The cost recorded: the answering backend's prices applied to the reported usage.
+    /// The cost recorded: the answering backend's prices applied to the reported usage, or, for
+    /// a backend billed per call (a DVM paid over Lightning), what was paid, fees included.
     pub cost_sats: u64,
     /// The approval that allowed the call, if one was needed.
     pub approval_id: Option<String>,
