@@ -179,7 +179,7 @@ async fn wallet_refusals_map_to_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paid_without_a_result_is_charged_what_was_paid() {
     let world = world(DvmScript::PaidThenSilent).await;
-    let dvm = backend(&world, 50, Duration::from_secs(3), memory());
+    let dvm = backend(&world, 50, Duration::from_secs(5), memory());
     let error = dvm.complete(&ask("Say hello")).await.unwrap_err();
     assert!(
         matches!(error, BackendError::PaidUnanswered { paid_sats: 22, .. }),
@@ -249,7 +249,7 @@ async fn a_wallet_that_never_answers_counts_as_paid() {
             service: Some(world.dvm.public_key()),
             job_kind: 5050,
             max_bid_sats: 50,
-            timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(5),
         },
         Arc::new(wallet),
         memory(),

@@ -183,7 +183,7 @@ async fn a_wallet_failure_is_released() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paid_without_a_result_is_charged_and_audited() {
     let world = world(DvmScript::PaidThenSilent).await;
-    let (orchestrator, store) = open(&world, 1_000, 3);
+    let (orchestrator, store) = open(&world, 1_000, 5);
     let error = orchestrator
         .complete("bot", ask("Hello"))
         .await
@@ -217,7 +217,7 @@ async fn a_restart_between_payment_and_result_does_not_pay_twice() {
         let orchestrator = orchestrator.clone();
         tokio::spawn(async move { orchestrator.complete("bot", ask("Survive a restart")).await })
     };
-    for _ in 0..200 {
+    for _ in 0..400 {
         if !world.wallet.payments().is_empty() {
             break;
         }
