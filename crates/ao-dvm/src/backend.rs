@@ -366,15 +366,15 @@ impl DvmBackend {
                 provider: self.provider(),
                 paid_sats: Msats(spent.msats).to_sats_ceil(),
                 reason: format!(
-                    "the data vending machine reported an error: {}",
-                    feedback.extra.unwrap_or_default()
+                    "the data vending machine reported an error: \"{}\"",
+                    quoted(feedback.extra.as_deref())
                 ),
             }),
             JobStatus::Error => self.refuse(
                 spent,
                 format!(
-                    "the data vending machine reported an error: {}",
-                    feedback.extra.unwrap_or_default()
+                    "the data vending machine reported an error: \"{}\"",
+                    quoted(feedback.extra.as_deref())
                 ),
             ),
             _ => Step::Wait,
@@ -451,6 +451,19 @@ impl DvmBackend {
             }
         }
     }
+}
+
+/// The most characters of a DVM's own words an error quotes.
+const QUOTED_CHARS: usize = 200;
+
+/// A DVM's text, as an error may quote it: control characters removed, at most
+/// [`QUOTED_CHARS`] characters. Whoever runs the DVM wrote it.
+fn quoted(text: Option<&str>) -> String {
+    text.unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(QUOTED_CHARS)
+        .collect()
 }
 
 /// What identifies a request across retries and restarts: the SHA-256 of the job's content.
