@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ao_approvals::SolverAgentCoordinator;
 use ao_budget::{CostTracker, Limits, RateLimiter};
-use ao_dvm::{DvmBackend, DvmConfig, NWC_URI_ENV, NwcWallet, PaymentLedger, Wallet};
+use ao_dvm::{DvmBackend, DvmConfig, NWC_URI_ENV, NwcWallet, PaymentLedger, Wallet, WalletError};
 use ao_identity::AgentIdentity;
 use ao_routing::http::{Backend, BackendPool, ClientOptions, OpenAiBackend};
 use ao_routing::{BackendConfig, BackendProvider, MultiBackendRouter};
@@ -152,8 +152,7 @@ fn budgets(config: &Config) -> CostTracker {
 
 /// The wallet and the ledger of payments, when a `dvm` backend is configured (or a wallet is
 /// given): the NWC wallet of the environment variable the first `dvm` backend names, and the
-/// SQLite database. Payments at most once need the local file's `fsync`ed writes: a `dvm`
-/// backend on PostgreSQL is refused.
+/// database, SQLite or PostgreSQL, where each payment is written down before it is made.
 fn payments(
     config: &Config,
     store: &Store,
@@ -177,7 +176,7 @@ fn payments(
     };
     let ledger: Arc<dyn PaymentLedger> = match store {
         Store::Sqlite(sqlite) => Arc::new(sqlite.clone()),
-        Store::Postgres(_) => return Err(SetupError::PaymentsNeedSqlite),
+        Store::Postgres(pg) => Arc::new(pg.clone()),
     };
     Ok(Some(Payments { wallet, ledger }))
 }
@@ -188,7 +187,12 @@ fn dvm_backend(
     backend: BackendConfig,
     payments: Option<&Payments>,
 ) -> Result<Arc<dyn Backend>, SetupError> {
-    let payments = payments.ok_or(SetupError::PaymentsNeedSqlite)?;
+    // Built whenever a `dvm` backend is enabled; without it, no wallet was found.
+    let payments = payments.ok_or_else(|| SetupError::Wallet {
+        source: WalletError::MissingUri {
+            variable: NWC_URI_ENV.to_owned(),
+        },
+    })?;
     let service = entry
         .service_pubkey
         .as_ref()

@@ -175,12 +175,6 @@ pub enum SetupError {
         #[source]
         source: WalletError,
     },
-    /// Lightning payments are written down in the SQLite database, before the wallet is asked,
-    /// so that none is paid twice; on PostgreSQL there is no such table yet.
-    #[error(
-        "the `dvm` backend and invoice payments need the SQLite database: remove `database.url` (and AO_DATABASE_URL), or the `dvm` backend"
-    )]
-    PaymentsNeedSqlite,
 }
 
 impl From<EstimateError> for OrchestratorError {
