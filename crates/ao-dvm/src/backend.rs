@@ -29,7 +29,9 @@ use crate::invoice::check_invoice;
 use crate::nip90::{
     Feedback, JobRequest, JobResult, JobStatus, KIND_FEEDBACK, check_temperature, result_kind,
 };
-use crate::payments::{Begun, PaymentLedger, PaymentLedgerError, PaymentRecord, StoredJob};
+use crate::payments::{
+    Begun, PaymentLedger, PaymentLedgerError, PaymentRecord, StoredJob, fee_allowance_msats,
+};
 use crate::wallet::{Wallet, fee_allowance_sats};
 
 /// A DVM backend's settings: the `[[backends]]` entry with `provider = "dvm"`.
@@ -443,9 +445,12 @@ impl DvmBackend {
                 Step::Fail(self.unpaid(error.to_string()))
             }
             Err(error) => {
-                // The wallet may have paid: counted as paid, and never paid again.
+                // The wallet may have paid, with a fee not known: counted as paid with the whole
+                // fee allowance, and never paid again.
                 tracing::warn!(%error, "the wallet's answer is unknown; counting the invoice paid");
-                spent.msats = invoice.amount_msats;
+                spent.msats = invoice
+                    .amount_msats
+                    .saturating_add(fee_allowance_msats(invoice.amount_msats));
                 spent.to = Some(feedback.provider);
                 Step::Wait
             }

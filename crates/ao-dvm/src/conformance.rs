@@ -55,6 +55,15 @@ fn an_invoice_is_begun_once(ledger: &dyn PaymentLedger) {
                 "a begun payment reads `paying`"
             );
             assert_eq!(found.amount_msats, 21_000);
+            assert_eq!(
+                found.fee_msats, None,
+                "no fee is known before the wallet answers"
+            );
+            assert_eq!(
+                found.spent_msats(),
+                22_000,
+                "counted with the whole fee allowance"
+            );
         }
         Begun::Go => panic!("an invoice being paid was begun a second time"),
     }

@@ -33,7 +33,7 @@ pub use backend::{DvmBackend, DvmConfig};
 pub use invoice::{CheckedInvoice, InvoiceError, check_invoice, decode_invoice};
 pub use payments::{
     Begun, MemoryPaymentLedger, PaymentLedger, PaymentLedgerError, PaymentRecord, PaymentState,
-    StoredJob,
+    StoredJob, fee_allowance_msats,
 };
 pub use wallet::{NWC_URI_ENV, NwcWallet, Payment, Wallet, WalletError, fee_allowance_sats};
 

@@ -59,11 +59,24 @@ pub struct PaymentRecord {
 }
 
 impl PaymentRecord {
-    /// What the payment cost (or may have cost), in millisats: the amount and the fee.
+    /// What the payment cost (or may have cost), in millisats: the amount and the fee the wallet
+    /// reported; while the fee is not known (the payment is `paying`: the process died, or the
+    /// wallet never answered), the amount and the whole fee allowance, so that what may have
+    /// been paid is never counted short.
     pub fn spent_msats(&self) -> u64 {
-        self.amount_msats
-            .saturating_add(self.fee_msats.unwrap_or(0))
+        let fee = self
+            .fee_msats
+            .unwrap_or_else(|| fee_allowance_msats(self.amount_msats));
+        self.amount_msats.saturating_add(fee)
     }
+}
+
+/// [`fee_allowance_sats`](crate::fee_allowance_sats) for a payment of `amount_msats`, in millisats.
+pub fn fee_allowance_msats(amount_msats: u64) -> u64 {
+    ao_types::Msats::from_sats(crate::fee_allowance_sats(
+        ao_types::Msats(amount_msats).to_sats_ceil(),
+    ))
+    .0
 }
 
 /// What [`PaymentLedger::begin_payment`] found.

@@ -102,10 +102,12 @@ impl Orchestrator {
                 Err(OrchestratorError::Wallet(error))
             }
             Err(error) => {
-                // The wallet may have paid: charged the amount, never paid again.
-                self.finish(agent, &held, now, Some(amount_sats)).await;
+                // The wallet may have paid, with a fee not known: charged the amount and the
+                // whole fee allowance, never paid again.
+                let charged = amount_sats.saturating_add(fee_allowance_sats(amount_sats));
+                self.finish(agent, &held, now, Some(charged)).await;
                 let shown = Some(Report::new(&error).to_string());
-                self.audit_payment(agent, now, &audit(None, amount_sats, "unknown", shown));
+                self.audit_payment(agent, now, &audit(None, charged, "unknown", shown));
                 Err(OrchestratorError::Wallet(error))
             }
         }

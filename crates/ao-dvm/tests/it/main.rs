@@ -255,9 +255,10 @@ async fn a_wallet_that_never_answers_counts_as_paid() {
         memory(),
     );
     let error = dvm.complete(&ask("Hello?")).await.unwrap_err();
-    // Whether the wallet paid is unknown: the call is charged the invoice, fail closed.
+    // Whether the wallet paid is unknown: the call is charged the invoice and the whole fee
+    // allowance (1 sat), fail closed.
     assert!(
-        matches!(error, BackendError::PaidUnanswered { paid_sats: 21, .. }),
+        matches!(error, BackendError::PaidUnanswered { paid_sats: 22, .. }),
         "{error}"
     );
 }

@@ -51,11 +51,22 @@ async fn world(script: DvmScript) -> World {
     }
 }
 
-fn config(dir: &Path, world: &World, daily_sats: u64, timeout_secs: u64) -> Config {
+/// The configuration, on the PostgreSQL database at `database` when given.
+fn config_on(
+    dir: &Path,
+    world: &World,
+    daily_sats: u64,
+    timeout_secs: u64,
+    database: Option<&str>,
+) -> Config {
+    let database = database.map_or_else(String::new, |url| {
+        format!("database = {{ url = \"{url}\" }}")
+    });
     Config::from_toml(&format!(
         r#"
 data_dir = "{dir}"
 default_backend = "dvm"
+{database}
 
 [default_budget]
 daily_limit_sats = {daily_sats}
@@ -82,8 +93,17 @@ autonomy = "fully-autonomous"
 }
 
 fn open(world: &World, daily_sats: u64, timeout_secs: u64) -> (Orchestrator, Store) {
+    open_on(world, daily_sats, timeout_secs, None)
+}
+
+fn open_on(
+    world: &World,
+    daily_sats: u64,
+    timeout_secs: u64,
+    database: Option<&str>,
+) -> (Orchestrator, Store) {
     let wallet = NwcWallet::from_uri(world.wallet.uri(), "test", Duration::from_secs(5)).unwrap();
-    let config = config(world.dir.path(), world, daily_sats, timeout_secs);
+    let config = config_on(world.dir.path(), world, daily_sats, timeout_secs, database);
     let wallet: Arc<dyn Wallet> = Arc::new(wallet);
     Orchestrator::from_config_with_wallet(&config, Some(wallet)).unwrap()
 }
@@ -273,4 +293,58 @@ async fn a_tool_pays_an_invoice_within_budget_and_only_once() {
     assert!(matches!(refused, OrchestratorError::Budget(_)), "{refused}");
     assert_eq!(world.wallet.payments().len(), 1);
     assert_eq!(spent(&orchestrator).await, 11, "a refusal reserves nothing");
+}
+
+/// A PostgreSQL schema of its own, or `None` (said loudly) when no server is there outside CI.
+fn postgres() -> Option<ao_store::pg::ScratchSchema> {
+    let url = ao_store::pg::test_server_url();
+    match ao_store::pg::ScratchSchema::create(&url) {
+        Ok(schema) => Some(schema),
+        Err(error) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED: no PostgreSQL at {url} ({})",
+                ao_types::Report::new(&error)
+            );
+            None
+        }
+        Err(error) => panic!(
+            "PostgreSQL is required under CI and cannot be reached at {url}: {}",
+            ao_types::Report::new(&error)
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_restart_between_payment_and_result_does_not_pay_twice() {
+    let Some(schema) = postgres() else {
+        return;
+    };
+    let world = world(DvmScript::DelayedResult(Duration::from_secs(4))).await;
+    let url = schema.url().to_owned();
+    let (orchestrator, store) = open_on(&world, 1_000, 20, Some(&url));
+    assert!(orchestrator.budgets_are_shared());
+    let call = {
+        let orchestrator = orchestrator.clone();
+        tokio::spawn(async move { orchestrator.complete("bot", ask("Shared database")).await })
+    };
+    for _ in 0..400 {
+        if !world.wallet.payments().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(world.wallet.payments().len(), 1, "the job was paid");
+    call.abort();
+    let _ = call.await;
+    orchestrator.drain().await;
+    drop(orchestrator);
+    drop(store);
+
+    // Another gateway on the same database takes the job up.
+    let (other, _store) = open_on(&world, 1_000, 20, Some(&url));
+    let done = other.complete("bot", ask("Shared database")).await.unwrap();
+    assert!(done.response.content.contains("Shared database"));
+    assert_eq!(done.cost_sats, JOB_SATS);
+    assert_eq!(world.wallet.payments().len(), 1, "paid twice");
+    assert_eq!(world.dvm.jobs_seen(), 1);
 }

@@ -31,7 +31,11 @@ fn a_payment_begun_before_a_restart_is_never_begun_again() {
     match store.begin_payment(&payment).unwrap() {
         Begun::Already(found) => {
             assert_eq!(found.state, PaymentState::Paying);
-            assert_eq!(found.spent_msats(), 21_000, "counted as paid");
+            assert_eq!(
+                found.spent_msats(),
+                22_000,
+                "counted as paid, fee allowance and all"
+            );
         }
         Begun::Go => panic!("a payment that may have been made was begun again"),
     }
