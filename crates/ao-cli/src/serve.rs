@@ -1,20 +1,15 @@
 //! `ao init`, `ao serve` and `ao keys`: the gateway.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use agent_orchestrator::BackendProvider;
 use agent_orchestrator::Config;
 use agent_orchestrator::Orchestrator;
-use agent_orchestrator::signer::Relay;
 use agent_orchestrator::store::pg::KEYS_CHANNEL;
 use agent_orchestrator::store::{ApiKeyRow, PgOptions, PgStore, SqliteStore, Store, StoreError};
 use agent_orchestrator::types::{Clock, Report, SystemClock};
-use ao_dvm::sim::{DvmScript, SimDvm, SimNetwork, SimWallet};
-use ao_dvm::{NwcWallet, Wallet};
 use ao_gateway::{ConnectionLimits, Gateway, GatewayOptions, KeyRing, hash_key, new_api_key};
 use ao_sim::{Behavior, SimServer};
 
@@ -338,8 +333,12 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         );
         _sim = sim;
     }
-    let (_dvm, wallet) = if args.simulated {
-        let (dvm, wallet) = simulated_dvm(&mut config).await?;
+    let has_dvm = config
+        .backends
+        .iter()
+        .any(|b| *b.provider.get_ref() == BackendProvider::Dvm);
+    let (_dvm, wallet) = if args.simulated && has_dvm {
+        let (dvm, wallet) = crate::simulated::simulated_dvm(&mut config).await?;
         (Some(dvm), Some(wallet))
     } else {
         (None, None)
@@ -378,56 +377,6 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     reload.abort();
     println!("gateway stopped; every cost and audit entry is written");
     Ok(ExitCode::SUCCESS)
-}
-
-/// What runs the simulated `dvm` backend until it is dropped: a relay, a DVM, a wallet service.
-struct SimulatedDvm {
-    _relay: Relay,
-    _dvm: SimDvm,
-    _wallet: SimWallet,
-}
-
-/// For `--simulated`: a relay on loopback, a simulated DVM (21 sats a job) and a simulated NWC
-/// wallet service (100,000 sats, 0.5 sat of fee a payment); every `dvm` backend is pointed at
-/// them and enabled, and the wallet is the one that pays.
-async fn simulated_dvm(config: &mut Config) -> Result<(SimulatedDvm, Arc<dyn Wallet>), CliError> {
-    let sim = |e: &dyn std::fmt::Display| CliError::Simulator(std::io::Error::other(e.to_string()));
-    let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], 0)), 100_000)
-        .await
-        .map_err(|e| sim(&Report::new(&e)))?;
-    let network = SimNetwork::new();
-    let wallet = SimWallet::start(relay.url(), network.clone(), 100_000_000, 500)
-        .await
-        .map_err(|e| sim(&e))?;
-    let dvm = SimDvm::start(relay.url(), network, 21_000, DvmScript::Honest)
-        .await
-        .map_err(|e| sim(&e))?;
-    for backend in &mut config.backends {
-        if *backend.provider.get_ref() == BackendProvider::Dvm {
-            backend.relays = vec![toml::Spanned::new(0..0, relay.url().to_owned())];
-            backend.service_pubkey = Some(toml::Spanned::new(0..0, dvm.public_key().to_hex()));
-            backend.enabled = true;
-        }
-    }
-    let client = NwcWallet::from_uri(
-        wallet.uri(),
-        "the simulated wallet",
-        Duration::from_secs(10),
-    )
-    .map_err(|e| sim(&e))?;
-    eprintln!(
-        "SIMULATED dvm backend: a simulated NIP-90 DVM {} and NWC wallet on the relay {} (no real sats)",
-        dvm.public_key().to_hex(),
-        relay.url()
-    );
-    Ok((
-        SimulatedDvm {
-            _relay: relay,
-            _dvm: dvm,
-            _wallet: wallet,
-        },
-        Arc::new(client),
-    ))
 }
 
 /// Keeps the gateway's keys current: a key created or revoked elsewhere (`ao keys`, another
