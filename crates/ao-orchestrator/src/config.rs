@@ -80,7 +80,9 @@ pub struct BackendEntry {
     #[serde(default)]
     pub timeout_secs: Option<u64>,
     /// Retries after a 429, a 5xx, a timeout or a connection failure. Default 2. A retry after
-    /// an attempt the provider may have billed goes ahead only if the budget covers it.
+    /// an attempt the provider may have billed goes ahead only if the budget covers it. Not for
+    /// `dvm`: a job is never sent twice in one call (a later call with the same request takes
+    /// its job up).
     #[serde(default)]
     pub max_retries: Option<u32>,
     /// The input tokens one image costs on this backend. Default 4,000, above OpenAI's
@@ -351,10 +353,10 @@ impl Config {
             }
             return Ok(());
         }
-        if backend.endpoint.is_some() {
+        if backend.endpoint.is_some() || backend.api_key_env.is_some() {
             return Err(self.error_at(
                 &backend.provider,
-                "a `dvm` backend has `relays`, not an `endpoint`".into(),
+                "a `dvm` backend has `relays` and a wallet (`wallet_uri_env`), not an `endpoint` or `api_key_env`".into(),
             ));
         }
         if backend.relays.is_empty() {

@@ -157,6 +157,13 @@ fn a_dvm_backend_without_a_bid_or_relays_is_refused_at_its_line() {
         Config::from_toml(&DVM.replace("max_bid_sats", "service_pubkey = \"nope\"\nmax_bid_sats"))
             .unwrap_err();
     assert!(err.message.contains("service_pubkey"), "{err}");
+    let err =
+        Config::from_toml(&DVM.replace("max_bid_sats", "api_key_env = \"KEY\"\nmax_bid_sats"))
+            .unwrap_err();
+    assert!(
+        err.message.contains("not an `endpoint` or `api_key_env`"),
+        "{err}"
+    );
 }
 
 #[test]
