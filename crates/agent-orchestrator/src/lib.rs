@@ -19,7 +19,7 @@
 //! | `audit` | `ao-audit` | `approvals` | the hash-chained audit log |
 //! | `hooks` | `ao-hooks` | `hooks` | enforcement around tool calls: budgets, approvals, audit |
 //! | `store` | `ao-store` | `store` | the SQLite database |
-//! | `orchestrator` | `ao-orchestrator` | `runtime` | real backends, the `Orchestrator`, TOML configuration |
+//! | `orchestrator` | `ao-orchestrator` | `runtime` | real backends, the `Orchestrator`, TOML configuration, the agent's events signed by its nodes |
 //! | `gateway` | `ao-gateway` | `gateway` | the OpenAI-compatible HTTP gateway of `ao serve` |
 //!
 //! Every feature is on by default. A user who needs only a part depends on the facade with

@@ -2,8 +2,11 @@
 //! Nostr event, so that the log up to that entry can be checked against something the operator
 //! keeps, and the database does not.
 //!
-//! A checkpoint is a NIP-78 application-data event (kind 30078, addressable: a relay keeps the
-//! newest per signer and `d` tag). Its tags:
+//! An operator's checkpoint is a NIP-78 application-data event (kind 30078, addressable: a relay
+//! keeps the newest per signer and `d` tag). The agent's own, signed with its threshold key by the
+//! signer nodes, is a NIP-SA trajectory session (kind 39230, addressable too), the one kind of
+//! the agent's own that records a run, and one its nodes sign by default. Their tags are the
+//! same:
 //!
 //! - `["d", "agent-orchestrator/audit-checkpoint/<label>"]`: which log, named by the operator;
 //! - `["seq", "<n>"]`: the sequence number of the entry signed, from 1;
@@ -14,13 +17,19 @@
 //!
 //! The content is empty. What a checkpoint proves and what it does not is in `docs/AUDIT.md`.
 
-use nostr::{Event, EventBuilder, JsonUtil, Keys, Kind, PublicKey, Tag, TagKind, Timestamp};
+use nostr::{
+    Event, EventBuilder, JsonUtil, Keys, Kind, PublicKey, Tag, TagKind, Timestamp, UnsignedEvent,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::entry::AuditEntry;
 
-/// The kind of a checkpoint event: NIP-78 application-specific data.
+/// The kind of an operator's checkpoint event: NIP-78 application-specific data.
 pub const CHECKPOINT_KIND: u16 = 30078;
+
+/// The kind of a checkpoint the agent signs with its own (threshold) key: a NIP-SA trajectory
+/// session, the record of a run, which signer nodes sign by default (`docs/AUDIT.md`).
+pub const AGENT_CHECKPOINT_KIND: u16 = 39230;
 
 /// The start of a checkpoint's `d` tag; the log's label follows it.
 pub const CHECKPOINT_D_PREFIX: &str = "agent-orchestrator/audit-checkpoint/";
@@ -78,7 +87,9 @@ pub enum CheckpointError {
         reason: String,
     },
     /// The event is of another kind.
-    #[error("a checkpoint is a kind {CHECKPOINT_KIND} event, not kind {found}")]
+    #[error(
+        "a checkpoint is a kind {CHECKPOINT_KIND} (operator) or {AGENT_CHECKPOINT_KIND} (agent) event, not kind {found}"
+    )]
     WrongKind {
         /// The kind found.
         found: u16,
@@ -139,7 +150,8 @@ pub enum CheckpointMismatch {
 }
 
 /// Signs `head` of the log labelled `label`, in a database whose application id is
-/// `application_id`, with `keys`, dated `created_at` (Unix seconds). The key never leaves `keys`.
+/// `application_id`, with `keys`, dated `created_at` (Unix seconds): an operator's checkpoint,
+/// kind [`CHECKPOINT_KIND`]. The key never leaves `keys`.
 pub fn sign_checkpoint(
     keys: &Keys,
     head: &ChainHead,
@@ -147,11 +159,47 @@ pub fn sign_checkpoint(
     label: &str,
     created_at: u64,
 ) -> Result<Event, CheckpointError> {
+    checkpoint_builder(CHECKPOINT_KIND, head, application_id, label, created_at)?
+        .sign_with_keys(keys)
+        .map_err(|e| CheckpointError::Sign {
+            reason: e.to_string(),
+        })
+}
+
+/// The unsigned checkpoint of `head` by `author`, of kind `kind` ([`AGENT_CHECKPOINT_KIND`] for
+/// the agent's, signed by its signer nodes; [`CHECKPOINT_KIND`] for an operator's), to be signed
+/// elsewhere. [`parse_checkpoint`] reads the signed event.
+pub fn unsigned_checkpoint(
+    author: PublicKey,
+    kind: u16,
+    head: &ChainHead,
+    application_id: u32,
+    label: &str,
+    created_at: u64,
+) -> Result<UnsignedEvent, CheckpointError> {
+    if !is_checkpoint_kind(kind) {
+        return Err(CheckpointError::WrongKind { found: kind });
+    }
+    Ok(checkpoint_builder(kind, head, application_id, label, created_at)?.build(author))
+}
+
+/// Whether `kind` is one a checkpoint is made of.
+fn is_checkpoint_kind(kind: u16) -> bool {
+    kind == CHECKPOINT_KIND || kind == AGENT_CHECKPOINT_KIND
+}
+
+fn checkpoint_builder(
+    kind: u16,
+    head: &ChainHead,
+    application_id: u32,
+    label: &str,
+    created_at: u64,
+) -> Result<EventBuilder, CheckpointError> {
     if head.seq == 0 {
         return Err(CheckpointError::EmptyLog);
     }
     let custom = |name: &str, value: String| Tag::custom(TagKind::custom(name), [value]);
-    EventBuilder::new(Kind::Custom(CHECKPOINT_KIND), "")
+    Ok(EventBuilder::new(Kind::Custom(kind), "")
         .tags([
             Tag::identifier(format!("{CHECKPOINT_D_PREFIX}{label}")),
             custom("seq", head.seq.to_string()),
@@ -165,11 +213,7 @@ pub fn sign_checkpoint(
                 ),
             ),
         ])
-        .custom_created_at(Timestamp::from_secs(created_at))
-        .sign_with_keys(keys)
-        .map_err(|e| CheckpointError::Sign {
-            reason: e.to_string(),
-        })
+        .custom_created_at(Timestamp::from_secs(created_at)))
 }
 
 /// Reads a checkpoint from the JSON of its event; see [`parse_checkpoint`].
@@ -178,14 +222,15 @@ pub fn parse_checkpoint_json(json: &str) -> Result<Checkpoint, CheckpointError> 
     parse_checkpoint(&event)
 }
 
-/// Verifies a checkpoint event's id and BIP-340 signature and reads what it says. It does not
-/// check who signed it: compare [`Checkpoint::signer`] with the operator you expect.
+/// Verifies a checkpoint event's id and BIP-340 signature and reads what it says, of either kind
+/// ([`CHECKPOINT_KIND`], [`AGENT_CHECKPOINT_KIND`]). It does not check who signed it: compare
+/// [`Checkpoint::signer`] with the operator (or the agent) you expect.
 pub fn parse_checkpoint(event: &Event) -> Result<Checkpoint, CheckpointError> {
     event.verify().map_err(|e| CheckpointError::BadSignature {
         reason: e.to_string(),
     })?;
     let kind = event.kind.as_u16();
-    if kind != CHECKPOINT_KIND {
+    if !is_checkpoint_kind(kind) {
         return Err(CheckpointError::WrongKind { found: kind });
     }
     let single = |name: &'static str| -> Result<&str, CheckpointError> {

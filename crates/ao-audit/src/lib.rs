@@ -26,8 +26,9 @@ mod log;
 pub mod conformance;
 
 pub use checkpoint::{
-    CHECKPOINT_D_PREFIX, CHECKPOINT_KIND, ChainHead, Checkpoint, CheckpointError,
-    CheckpointMismatch, parse_checkpoint, parse_checkpoint_json, sign_checkpoint,
+    AGENT_CHECKPOINT_KIND, CHECKPOINT_D_PREFIX, CHECKPOINT_KIND, ChainHead, Checkpoint,
+    CheckpointError, CheckpointMismatch, parse_checkpoint, parse_checkpoint_json, sign_checkpoint,
+    unsigned_checkpoint,
 };
 pub use entry::{AuditEntry, AuditEvent, BrokenLink, GENESIS_HASH, verify_chain};
 pub use log::{AuditError, AuditLog, MemoryAuditLog};

@@ -193,3 +193,33 @@ fn an_altered_or_foreign_checkpoint_event_is_refused() {
         Err(CheckpointError::EmptyLog)
     );
 }
+
+#[test]
+fn an_agent_checkpoint_signed_elsewhere_reads_back_and_other_kinds_are_refused() {
+    let keys = nostr::Keys::generate();
+    let head = ChainHead::of(chain(3).last().unwrap());
+    let unsigned = unsigned_checkpoint(
+        keys.public_key(),
+        AGENT_CHECKPOINT_KIND,
+        &head,
+        APP,
+        "prod",
+        1_800_000_000,
+    )
+    .unwrap();
+    let event = unsigned.sign_with_keys(&keys).unwrap();
+    let checkpoint = parse_checkpoint(&event).unwrap();
+    assert_eq!(checkpoint.event.kind.as_u16(), AGENT_CHECKPOINT_KIND);
+    assert_eq!(checkpoint.head, head);
+    assert_eq!(checkpoint.label, "prod");
+    assert_eq!(checkpoint.signer, keys.public_key());
+    assert_eq!(checkpoint.check_chain(APP, &chain(3)), Ok(()));
+    // The operator's kind from the same builder reads back as an operator's checkpoint.
+    let operator = sign_checkpoint(&keys, &head, APP, "prod", 1_800_000_000).unwrap();
+    assert_eq!(parse_checkpoint(&operator).unwrap().head, head);
+    assert_eq!(operator.kind.as_u16(), CHECKPOINT_KIND);
+    assert_eq!(
+        unsigned_checkpoint(keys.public_key(), 1, &head, APP, "prod", 1),
+        Err(CheckpointError::WrongKind { found: 1 })
+    );
+}

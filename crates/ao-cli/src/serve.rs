@@ -168,6 +168,16 @@ admin_token_sha256 = "__ADMIN_TOKEN_HASH__"
 # metrics_token_sha256 = "..."
 max_body_bytes = 1048576
 client_timeout_secs = 30
+
+# The signer nodes that sign the agent's own events (its NIP-SA profile at start, audit
+# checkpoints on POST /admin/audit/agent-checkpoint), each holding one share of its key
+# (`ao signer`, see the README). Give the agent `pubkey = "<the group key>"`, then:
+# [signing]
+# group = "group.json"                # the group file, with the nodes' transport keys
+# relays = ["ws://127.0.0.1:7777"]    # where the nodes listen
+# key = "coordinator.key"             # `ao transport-key --out coordinator.key`; the nodes
+#                                     # are started with --coordinator <its npub>
+# timeout_secs = 5
 "#;
 
 /// The files `ao init` writes into its directory. The directory and everything in it is the
@@ -285,8 +295,15 @@ pub(crate) fn init(args: InitArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The gateway's runtime. Its blocking pool (SQLite writes, holds and settlements) is capped:
+/// they all wait for the one SQLite writer in turn, so more threads only add stacks and malloc
+/// arenas. Tokio's default of 512 let a soak grow to about 200 threads and its resident memory
+/// with them.
+const BLOCKING_THREADS: usize = 16;
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(CliError::Runtime)
@@ -370,6 +387,7 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         );
     }
     let reload = follow_keys(&keys, &store, &config);
+    sign_profile_at_start(&gateway);
     gateway
         .serve(listener, shutdown)
         .await
@@ -377,6 +395,29 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
     reload.abort();
     println!("gateway stopped; every cost and audit entry is written");
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `[signing]`: signs the agent's NIP-SA profile (kind 39200) through its signer nodes, in
+/// the background, and says so in one line. Nodes that do not sign are an error line, not a
+/// stop: the gateway serves meanwhile, and `POST /admin/signing/profile` signs it again.
+fn sign_profile_at_start(gateway: &Gateway) {
+    let Some(signing) = gateway.orchestrator().signing().cloned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        match signing.profile().await {
+            Ok(event) => println!(
+                "agent `{}`: profile (kind 39200) signed by its signer nodes, event {}",
+                signing.agent(),
+                event.id
+            ),
+            Err(error) => tracing::error!(
+                agent = signing.agent(),
+                error = %Report::new(&error),
+                "cannot sign the agent's profile at start; the gateway serves on, and POST /admin/signing/profile signs it again"
+            ),
+        }
+    });
 }
 
 /// Keeps the gateway's keys current: a key created or revoked elsewhere (`ao keys`, another

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod audit;
+mod signing;
 
 use crate::AppState;
 use crate::auth::{hash_key, new_api_key, require_admin};
@@ -51,6 +52,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/audit/verify", get(audit::verify))
         .route("/audit/head", get(audit::head))
         .route("/audit/checkpoint", post(audit::checkpoint))
+        .route("/audit/agent-checkpoint", post(signing::agent_checkpoint))
+        .route("/signing/profile", post(signing::profile))
         .route("/keys", get(keys).post(create_key))
         .route("/keys/{id}", delete(revoke_key))
 }

@@ -8,7 +8,8 @@
 //!   Needs approval: `403` with the approval id, to retry with the `X-AO-Approval` header.
 //! - `/admin/...` with the admin token: budgets and spend per agent, pending approvals,
 //!   approve/reject (or a signed Nostr decision event), API keys, the audit log and its
-//!   verification.
+//!   verification; with `[signing]`, the agent's profile and audit checkpoints signed by its
+//!   signer nodes (the gateway holds no share).
 //! - `GET /metrics` (Prometheus text; with `metrics_token_sha256` set, only with that bearer
 //!   token) and `GET /healthz`.
 //! - `/ui`: the operator console in a browser, signed in with the admin token (see `ui.rs`).

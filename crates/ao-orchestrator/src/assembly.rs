@@ -11,13 +11,16 @@ use ao_dvm::{DvmBackend, DvmConfig, NWC_URI_ENV, NwcWallet, PaymentLedger, Walle
 use ao_identity::AgentIdentity;
 use ao_routing::http::{Backend, BackendPool, ClientOptions, OpenAiBackend};
 use ao_routing::{BackendConfig, BackendProvider, MultiBackendRouter};
+use ao_signer::EventSigner;
 use ao_store::pg::SharedBudgets;
 use ao_store::{PgOptions, PgStore, SqliteStore, Store};
+use ao_types::SharedClock;
 
 use crate::admission::RequestRules;
 use crate::config::{AgentEntry, BackendEntry, Config};
 use crate::error::SetupError;
 use crate::orchestrator::{Orchestrator, OrchestratorParts, Payments};
+use crate::signing::AgentSigning;
 
 impl Orchestrator {
     /// An orchestrator as `config` describes it: the database (the SQLite file under the data
@@ -67,6 +70,7 @@ impl Orchestrator {
             }
         };
         let clock = Arc::clone(tracker.clock());
+        let signing = signing(config, &coordinators, &clock)?;
         let orchestrator = Self::new(OrchestratorParts {
             router: Arc::new(router),
             pool: Arc::new(pool),
@@ -80,9 +84,58 @@ impl Orchestrator {
             clock,
             hooks: None,
             payments,
+            signing,
         });
         Ok((orchestrator, store))
     }
+}
+
+/// What signs the agent's events through the signer nodes of `[signing]`: the group file and the
+/// coordinator's key are read now (a file that cannot be used stops the start), the relays are
+/// connected to when something is first signed (a node or relay that is down does not). The
+/// agent is the one whose `pubkey` is the group key.
+fn signing(
+    config: &Config,
+    agents: &[Arc<SolverAgentCoordinator>],
+    clock: &SharedClock,
+) -> Result<Option<Arc<AgentSigning>>, SetupError> {
+    let Some(section) = config.signing() else {
+        return Ok(None);
+    };
+    let signer = section.open().map_err(|source| SetupError::Signing {
+        source: Box::new(source),
+    })?;
+    let group = signer.group().clone();
+    let group_key = group.public_key();
+    let mut theirs = agents.iter().filter(|agent| {
+        ao_identity::parse_public_key(&agent.identity().agent_pubkey).ok() == Some(group_key)
+    });
+    let agent = match (theirs.next(), theirs.next()) {
+        (Some(agent), None) => agent,
+        (first, second) => {
+            let found = match (first, second) {
+                (Some(a), Some(b)) => format!(
+                    "agents `{}` and `{}` both have the group key",
+                    a.identity().name,
+                    b.identity().name
+                ),
+                _ => "no agent has the group key as its `pubkey`".to_owned(),
+            };
+            return Err(SetupError::SigningAgent {
+                found,
+                group_key: group.group_pubkey(),
+            });
+        }
+    };
+    let identity = agent.identity().clone();
+    let name = identity.name.clone();
+    let signer: Arc<dyn EventSigner> = Arc::new(signer);
+    AgentSigning::new(signer, group, identity, Arc::clone(clock))
+        .map(|signing| Some(Arc::new(signing)))
+        .map_err(|source| SetupError::SigningIdentity {
+            agent: name,
+            source: Box::new(source),
+        })
 }
 
 /// The database `config` names: PostgreSQL when it gives a URL, else the SQLite file (its

@@ -9,9 +9,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod sections;
+mod signing;
 
 pub use sections::{
     ApprovalsSection, DatabaseEntry, DatabaseSection, RequestsSection, ServerSection,
+    SigningSection,
 };
 
 /// A configuration file could not be used. The message names the line when it can.
@@ -210,6 +212,9 @@ pub struct Config {
     /// The gateway.
     #[serde(default)]
     pub server: ServerSection,
+    /// The signer nodes that sign the agent's events; none by default.
+    #[serde(default)]
+    pub signing: Option<SigningSection>,
     #[serde(skip)]
     text: String,
     #[serde(skip)]
@@ -239,6 +244,10 @@ impl Config {
             message: format!("{}: {}", path.display(), e.message),
         })?;
         config.base = path.parent().map(Path::to_owned);
+        config.check_signing_files().map_err(|e| ConfigError {
+            line: e.line,
+            message: format!("{}: {}", path.display(), e.message),
+        })?;
         Ok(config)
     }
 
@@ -263,7 +272,8 @@ impl Config {
         for (name, agent) in &self.agents {
             self.check_agent(name, agent, &providers)?;
         }
-        self.check_database()
+        self.check_database()?;
+        self.check_signing()
     }
 
     fn check_database(&self) -> Result<(), ConfigError> {
@@ -462,14 +472,18 @@ impl Config {
         Ok(())
     }
 
+    /// `path` taken from the configuration file's directory when it is relative.
+    fn resolve(&self, path: &Path) -> PathBuf {
+        match (&self.base, path.is_relative()) {
+            (Some(base), true) => base.join(path),
+            _ => path.to_owned(),
+        }
+    }
+
     /// The data directory, as the configuration or the environment say.
     pub fn data_dir(&self) -> PathBuf {
-        let resolve = |p: &Path| match (&self.base, p.is_relative()) {
-            (Some(base), true) => base.join(p),
-            _ => p.to_owned(),
-        };
         if let Some(dir) = &self.data_dir {
-            return resolve(dir);
+            return self.resolve(dir);
         }
         default_data_dir()
     }

@@ -161,6 +161,33 @@ pub enum SetupError {
         #[source]
         source: ApprovalError,
     },
+    /// The `[signing]` section's files could not be used (the group file, the coordinator's
+    /// key).
+    #[error("cannot set up signing through the signer nodes ([signing])")]
+    Signing {
+        /// Why.
+        #[source]
+        source: Box<ao_signer::SignerError>,
+    },
+    /// No agent, or more than one, has the group key the signer nodes sign for.
+    #[error(
+        "[signing]: {found}; give exactly one agent `pubkey = \"{group_key}\"` (the group key), the agent whose events the nodes sign"
+    )]
+    SigningAgent {
+        /// What was found: no agent, or which agents.
+        found: String,
+        /// The group key.
+        group_key: String,
+    },
+    /// The agent's signing could not be set up.
+    #[error("[signing]: cannot sign for agent `{agent}`")]
+    SigningIdentity {
+        /// The agent.
+        agent: String,
+        /// Why.
+        #[source]
+        source: Box<crate::signing::SigningError>,
+    },
     /// Today's spend could not be loaded from the ledger.
     #[error("cannot load spend from the ledger")]
     Ledger {

@@ -12,11 +12,13 @@
 //! invoice from the same wallet as the `dvm` backend, within the same budget.
 //!
 //! [`Config`] reads the whole setup from a TOML file: backends with prices and endpoints, agent
-//! routes, budgets, autonomy and approval thresholds, and the database path.
+//! routes, budgets, autonomy and approval thresholds, the database path, and the signer nodes
+//! that sign the agent's own events ([`AgentSigning`]: its profile, audit checkpoints).
 //!
 //! The modules follow a call: `assembly` (built from a config), `admission` (estimate, reserve,
 //! approve), `orchestrator` (the public API and the dispatch path every completion shares),
-//! `settlement` (how a reservation ends, and the background writes), `streaming`.
+//! `settlement` (how a reservation ends, and the background writes), `streaming`; beside them,
+//! `signing`, the agent's events signed by its nodes.
 //!
 //! What it is **not** for: HTTP serving (that is the `ao-gateway` crate) or new rules: every rule
 //! applied here lives in the crate that owns it.
@@ -32,16 +34,18 @@ mod error;
 mod orchestrator;
 mod payments;
 mod settlement;
+mod signing;
 mod streaming;
 
 pub use admission::RequestRules;
 pub use budgets::Spend;
 pub use config::{
     AgentEntry, ApprovalsSection, BackendEntry, BudgetEntry, Config, ConfigError, DatabaseEntry,
-    DatabaseSection, RequestsSection, ServerSection,
+    DatabaseSection, RequestsSection, ServerSection, SigningSection,
 };
 pub use error::{OrchestratorError, SetupError};
 pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts, Payments};
 pub use payments::InvoicePaid;
 pub use settlement::Metered;
+pub use signing::{AgentSigning, SigningError, Unverified};
 pub use streaming::{CompletionStream, StreamEvent};

@@ -23,6 +23,7 @@ use crate::admission::{Admitted, RequestRules};
 use crate::budgets::{Budgets, Spend};
 use crate::error::OrchestratorError;
 use crate::settlement::{BudgetGate, Metered, Outcome, Pending};
+use crate::signing::AgentSigning;
 use crate::streaming::CompletionStream;
 
 /// The parts an [`Orchestrator`] is built from.
@@ -51,6 +52,9 @@ pub struct OrchestratorParts {
     /// The hooks tool calls go through; `None` for the three built-in ones (audit, cost tracking,
     /// approvals) over these parts.
     pub hooks: Option<HookManager>,
+    /// What signs the agent's own events (its profile, audit checkpoints) through its signer
+    /// nodes; `None` when no `[signing]` is configured.
+    pub signing: Option<Arc<AgentSigning>>,
     /// The wallet that pays invoices ([`Orchestrator::pay_invoice`]), and where payments are
     /// written down; `None`: no invoice is paid.
     pub payments: Option<Payments>,
@@ -113,6 +117,7 @@ pub(crate) struct Inner {
     pub(crate) pending: Arc<Pending>,
     /// The wallet and its payment ledger, if invoices may be paid.
     pub(crate) payments: Option<Payments>,
+    pub(crate) signing: Option<Arc<AgentSigning>>,
     /// With budgets in PostgreSQL: what other gateways announce about approvals.
     _approvals: Option<ao_store::pg::Listener>,
 }
@@ -176,6 +181,7 @@ impl Orchestrator {
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
                 payments: parts.payments.take(),
+                signing: parts.signing,
                 _approvals: approvals,
             }),
         };
@@ -205,6 +211,12 @@ impl Orchestrator {
     /// The agents' names.
     pub fn agent_names(&self) -> impl Iterator<Item = &str> {
         self.inner.agents.keys().map(String::as_str)
+    }
+
+    /// What signs the agent's own events through its signer nodes, when `[signing]` is
+    /// configured.
+    pub fn signing(&self) -> Option<&Arc<AgentSigning>> {
+        self.inner.signing.as_ref()
     }
 
     /// The budgets.

@@ -13,7 +13,8 @@
 //! - [`Bunker`] offers the threshold identity to NIP-46 clients (`connect`, `get_public_key`,
 //!   `sign_event`, `ping`), signed by the nodes, with a policy per client.
 //! - [`EventSigner`] is what the runtime signs its events with: [`LocalSigner`] (shares in this
-//!   process) or a [`Coordinator`], chosen by a [`SigningConfig`].
+//!   process) or the nodes ([`Coordinator`], or [`RemoteSigner`], which connects when first
+//!   asked), chosen by a [`SigningConfig`].
 //! - [`Relay`] runs a relay in this process (`ao relay`), so all of it works without internet.
 //!
 //! The messages are ephemeral events of kinds 29200 (signing) and 29201 (key generation), their
@@ -42,7 +43,7 @@ pub use error::{Shortfall, SignerError};
 pub use node::{NodeConfig, SignerNode};
 pub use policy::{Contribution, ContributionLog, NIP_SA_KINDS, NodePolicy};
 pub use relay::Relay;
-pub use signer::{EventSigner, LocalSigner, SigningConfig};
+pub use signer::{EventSigner, LocalSigner, RemoteSigner, SigningConfig};
 pub use transport::{Incoming, Relays};
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Signing the agent's events, wherever its shares are: the [`EventSigner`] trait, with the
-//! shares in this process ([`LocalSigner`]) or the signer nodes over relays ([`Coordinator`]),
-//! and the `[signing]` configuration that chooses the nodes.
+//! shares in this process ([`LocalSigner`]) or the signer nodes over relays ([`Coordinator`], or
+//! [`RemoteSigner`], which connects when first asked), and the `[signing]` configuration that
+//! chooses the nodes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,6 +118,13 @@ impl SigningConfig {
 
     /// Reads the group file and the key, connects to the relays, and starts a coordinator.
     pub async fn connect(&self) -> Result<Coordinator, SignerError> {
+        self.open()?.connect().await
+    }
+
+    /// Reads the group file (with its nodes' transport keys) and the coordinator's key, without
+    /// connecting: a [`RemoteSigner`] that connects when it is first asked to sign. The errors
+    /// name the file, never what a key file holds.
+    pub fn open(&self) -> Result<RemoteSigner, SignerError> {
         let group_file = GroupFile::from_json(&read(&self.group)?)?;
         let group = group_file.to_group()?;
         let nodes = group_file
@@ -125,12 +133,85 @@ impl SigningConfig {
         let key = zeroize::Zeroizing::new(read(&self.key)?);
         let keys = Keys::parse(key.trim()).map_err(|_| SignerError::Config {
             reason: format!(
-                "`{}` holds no secret key (an nsec or 64 hex characters)",
+                "`{}` holds no secret key (an nsec or 64 hex characters; `ao transport-key` makes one)",
                 self.key.display()
             ),
         })?;
-        let timeout = Duration::from_secs(self.timeout_secs);
-        let relays = Relays::connect(keys, &self.relays, timeout).await?;
-        Coordinator::start(group, nodes, relays, CoordinatorConfig { timeout }, None).await
+        Ok(RemoteSigner {
+            group,
+            nodes,
+            keys,
+            relays: self.relays.clone(),
+            timeout: Duration::from_secs(self.timeout_secs),
+            coordinator: tokio::sync::Mutex::new(None),
+        })
+    }
+}
+
+/// Signs through the signer nodes of a [`SigningConfig`], connecting to the relays when first
+/// asked to sign, and again on the next request after a connection could not be made: a relay
+/// that is down when a process starts is not an error until something must be signed.
+pub struct RemoteSigner {
+    group: GroupPublic,
+    nodes: Vec<PublicKey>,
+    keys: Keys,
+    relays: Vec<String>,
+    timeout: Duration,
+    coordinator: tokio::sync::Mutex<Option<Coordinator>>,
+}
+
+impl std::fmt::Debug for RemoteSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSigner")
+            .field("group_pubkey", &self.group.group_pubkey())
+            .field("transport_key", &self.keys.public_key().to_hex())
+            .field("relays", &self.relays)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteSigner {
+    /// The group whose key events are signed under.
+    pub fn group(&self) -> &GroupPublic {
+        &self.group
+    }
+
+    /// The relays it speaks on.
+    pub fn relays(&self) -> &[String] {
+        &self.relays
+    }
+
+    /// How long each round waits for the nodes.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A coordinator on the relays: the one started before, or a new one.
+    pub async fn connect(&self) -> Result<Coordinator, SignerError> {
+        let mut slot = self.coordinator.lock().await;
+        if let Some(coordinator) = &*slot {
+            return Ok(coordinator.clone());
+        }
+        let relays = Relays::connect(self.keys.clone(), &self.relays, self.timeout).await?;
+        let config = CoordinatorConfig {
+            timeout: self.timeout,
+        };
+        let coordinator =
+            Coordinator::start(self.group.clone(), self.nodes.clone(), relays, config, None)
+                .await?;
+        *slot = Some(coordinator.clone());
+        Ok(coordinator)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventSigner for RemoteSigner {
+    fn public_key(&self) -> PublicKey {
+        self.group.public_key()
+    }
+
+    async fn sign_event(&self, unsigned: UnsignedEvent) -> Result<Event, SignerError> {
+        self.connect().await?.sign_event(unsigned).await
     }
 }

@@ -20,6 +20,7 @@ mod adversary;
 mod bunker;
 mod keygen;
 mod nodes;
+mod runtime;
 
 /// Each share's own passphrase.
 pub(crate) const PASSES: [(&str, &str); 3] = [
@@ -95,10 +96,13 @@ impl TestRelay {
     }
 }
 
-/// A running `ao` process whose stderr is collected, killed when dropped.
+/// A running `ao` process whose stdout and stderr are collected, killed when dropped.
 pub(crate) struct Process {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+    /// The stdout line that said it was ready.
+    pub(crate) ready_line: String,
 }
 
 impl Process {
@@ -136,12 +140,17 @@ impl Process {
         let mut process = Self {
             child,
             stderr: collected,
+            stdout: Arc::default(),
+            ready_line: String::new(),
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains(ready) => break,
+                Ok(line) if line.contains(ready) => {
+                    process.ready_line = line;
+                    break;
+                }
                 Ok(_) => {}
                 Err(_) => {
                     let _ = process.child.kill();
@@ -155,8 +164,34 @@ impl Process {
             }
         }
         // Keep reading stdout so the process never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let sink = Arc::clone(&process.stdout);
+        std::thread::spawn(move || {
+            while let Ok(line) = rx.recv() {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
         process
+    }
+
+    /// The first stdout line after the ready line that contains `needle`, waited for at most
+    /// `wait`.
+    pub(crate) fn wait_for_stdout(&self, needle: &str, wait: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let found = self
+                .stdout
+                .lock()
+                .unwrap()
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_owned);
+            if found.is_some() || std::time::Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub(crate) fn stderr(&self) -> String {

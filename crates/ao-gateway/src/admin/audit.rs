@@ -54,7 +54,7 @@ pub(super) async fn entries(
 }
 
 /// The operators' keys, from every agent's `operator`: who may sign a checkpoint.
-fn operators(state: &AppState) -> Vec<PublicKey> {
+pub(super) fn operators(state: &AppState) -> Vec<PublicKey> {
     state
         .orchestrator
         .agent_names()
@@ -64,19 +64,32 @@ fn operators(state: &AppState) -> Vec<PublicKey> {
         .collect()
 }
 
-fn checkpoint_json(checkpoint: &Checkpoint, operators: &[PublicKey]) -> Value {
+/// The agent's key, when its signer nodes sign its checkpoints (`[signing]`).
+pub(super) fn agent_key(state: &AppState) -> Option<PublicKey> {
+    state.orchestrator.signing().map(|s| s.public_key())
+}
+
+/// A checkpoint as the admin API shows it: who signed it, an operator (kind 30078) or the agent
+/// through its signer nodes (kind 39230).
+pub(super) fn checkpoint_json(
+    checkpoint: &Checkpoint,
+    operators: &[PublicKey],
+    agent: Option<PublicKey>,
+) -> Value {
     json!({
         "id": checkpoint.event.id.to_hex(),
+        "kind": checkpoint.event.kind.as_u16(),
         "seq": checkpoint.head.seq,
         "hash": checkpoint.head.hash,
         "label": checkpoint.label,
         "signer": checkpoint.signer.to_hex(),
         "by_operator": operators.contains(&checkpoint.signer),
+        "by_agent": agent == Some(checkpoint.signer),
         "created_at": checkpoint.created_at,
     })
 }
 
-fn report_json(report: &AuditReport, operators: &[PublicKey]) -> Value {
+fn report_json(report: &AuditReport, operators: &[PublicKey], agent: Option<PublicKey>) -> Value {
     let findings: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
     let mut body = json!({
         "intact": report.is_intact(),
@@ -84,7 +97,7 @@ fn report_json(report: &AuditReport, operators: &[PublicKey]) -> Value {
         "head": report.head,
         "cost_records": report.cost_records,
         "api_keys": report.api_keys,
-        "checkpoints": report.checkpoints.iter().map(|c| checkpoint_json(c, operators)).collect::<Vec<_>>(),
+        "checkpoints": report.checkpoints.iter().map(|c| checkpoint_json(c, operators, agent)).collect::<Vec<_>>(),
         "findings": findings,
     });
     if let Some(first) = report.findings.first() {
@@ -105,7 +118,8 @@ pub(super) async fn verify(State(state): State<Arc<AppState>>) -> Response {
             } else {
                 StatusCode::CONFLICT
             };
-            (status, Json(report_json(&report, &operators(&state)))).into_response()
+            let body = report_json(&report, &operators(&state), agent_key(&state));
+            (status, Json(body)).into_response()
         }
         Err(e) => unavailable("audit_unavailable", &e),
     }
@@ -171,7 +185,7 @@ pub(super) async fn checkpoint(State(state): State<Arc<AppState>>, body: Bytes) 
             } else {
                 StatusCode::OK
             };
-            let mut body = checkpoint_json(&checkpoint, &operators);
+            let mut body = checkpoint_json(&checkpoint, &operators, agent_key(&state));
             body["stored"] = json!(stored);
             (status, Json(body)).into_response()
         }

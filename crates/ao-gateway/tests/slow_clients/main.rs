@@ -94,6 +94,9 @@ async fn slow_headers_neither_starve_others_nor_outlive_the_timeout() {
     }
     latencies.sort();
     let p99 = latencies[98];
+    // The bound. A starved gateway answers in seconds (the slow connections hold it until
+    // the header timeout); this binary runs alone, but builds beside it can still push p99 past
+    // 50 ms on a 2-core machine.
     assert!(
         p99 < Duration::from_millis(50),
         "p99 {p99:?} under the attack"

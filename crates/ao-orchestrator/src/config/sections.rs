@@ -1,4 +1,5 @@
-//! The sections of the configuration: requests, approvals, the gateway and the database.
+//! The sections of the configuration: requests, approvals, the gateway, the database and the
+//! signer nodes.
 
 use std::path::PathBuf;
 
@@ -240,4 +241,42 @@ impl<'de> Deserialize<'de> for DatabaseEntry {
         }
         deserializer.deserialize_any(Entry)
     }
+}
+
+/// The `[signing]` table: the signer nodes that sign the agent's events (its kind-39200 profile,
+/// its audit checkpoints), reached over relays by a coordinator that holds no share. Without it
+/// nothing is signed by the runtime.
+///
+/// ```toml
+/// [signing]
+/// group = "group.json"                # the group file (`ao keygen`), with the nodes' transport keys
+/// relays = ["ws://127.0.0.1:7777"]    # where the nodes listen (`ao signer --relay`)
+/// key = "coordinator.key"             # this coordinator's transport key (`ao transport-key`)
+/// timeout_secs = 5                    # how long each round waits for the nodes
+/// ```
+///
+/// The key file is the one `ao sign --relay --key` reads: an nsec or 64 hex characters, whose
+/// npub each node is given with `--coordinator`. Relative paths are taken from the
+/// configuration file's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSection {
+    /// The group file.
+    pub group: Spanned<PathBuf>,
+    /// The relays the nodes listen on (`ws://` or `wss://`).
+    pub relays: Spanned<Vec<Spanned<String>>>,
+    /// The coordinator's transport key file. It holds a secret; the configuration holds its
+    /// path only.
+    pub key: Spanned<PathBuf>,
+    /// How long each round of a signing waits for the nodes, in seconds. Default 5.
+    #[serde(default = "default_signing_timeout")]
+    pub timeout_secs: Spanned<u64>,
+}
+
+/// The longest a signing round may be told to wait. A signing waits a round for each attempt
+/// (a node that is down costs one), and an operator's request waits for the signing.
+pub(crate) const MAX_SIGNING_TIMEOUT_SECS: u64 = 60;
+
+fn default_signing_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 5)
 }

@@ -7,6 +7,7 @@
 mod config;
 mod dvm;
 mod runtime;
+mod signing;
 
 use std::path::Path;
 
