@@ -29,7 +29,7 @@ pub(crate) const LAYERS: &[&[&str]] = &[
     &["ao-identity"],
     &["ao-threshold", "ao-routing", "ao-budget", "ao-audit"],
     &["ao-approvals", "ao-signer"],
-    &["ao-hooks"],
+    &["ao-hooks", "ao-dvm"],
     &["ao-store"],
     &["ao-sim"],
     &["ao-orchestrator"],

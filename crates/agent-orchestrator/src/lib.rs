@@ -13,6 +13,7 @@
 //! | `signer` | `ao-signer` | `signer` | shares on separate machines: signer nodes, a coordinator and a NIP-46 bunker over Nostr relays |
 //! | `routing` | `ao-routing` | `routing` | backend configurations, prices, the router (no I/O) |
 //! | `routing::http` | `ao-routing` | `http` | real backends: the OpenAI-compatible client, retries, fallback |
+//! | `dvm` | `ao-dvm` | `dvm` | NIP-90 compute paid over Lightning: the DVM backend, the NWC wallet, payments at most once |
 //! | `budget` | `ao-budget` | `budget` | cost tracking, reservations and budgets |
 //! | `approvals` | `ao-approvals` | `approvals` | the approval workflow, signed decisions |
 //! | `audit` | `ao-audit` | `approvals` | the hash-chained audit log |
@@ -84,6 +85,10 @@ pub use ao_routing as routing;
 #[cfg(feature = "routing")]
 #[doc(inline)]
 pub use ao_routing::{BackendConfig, MultiBackendRouter};
+
+#[cfg(feature = "dvm")]
+#[doc(inline)]
+pub use ao_dvm as dvm;
 
 #[cfg(feature = "budget")]
 #[doc(inline)]

@@ -22,6 +22,7 @@ mod passphrase;
 mod relays;
 mod secrets;
 mod serve;
+mod simulated;
 mod threshold;
 
 use std::process::ExitCode;

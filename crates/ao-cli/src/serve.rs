@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use agent_orchestrator::BackendProvider;
 use agent_orchestrator::Config;
 use agent_orchestrator::Orchestrator;
 use agent_orchestrator::store::pg::KEYS_CHANNEL;
@@ -123,6 +124,22 @@ model = "gpt-4o"
 api_key_env = "OPENAI_API_KEY"
 cost_per_1k_input = 5
 cost_per_1k_output = 15
+enabled = false
+
+# NIP-90 compute from Nostr markets: each call becomes a kind-5050 job on these relays, paid over
+# Lightning from the wallet whose Nostr Wallet Connect URI is in $AO_NWC_URI (a spending secret:
+# never in this file). Each call reserves the bid; a DVM that asks more is not paid; a call is
+# charged what was paid, fees included. `ao serve --simulated` runs a simulated DVM and wallet.
+# Route an agent to it with `backend = "dvm"`.
+[[backends]]
+provider = "dvm"
+model = "llama3"
+relays = ["wss://relay.damus.io"]
+# service_pubkey = "npub1..."   # ask one service provider only
+max_bid_sats = 50
+cost_per_1k_input = 0
+cost_per_1k_output = 0
+timeout_secs = 60
 enabled = false
 
 [approvals]
@@ -321,6 +338,9 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
             .await
             .map_err(CliError::Simulator)?;
         for backend in &mut config.backends {
+            if *backend.provider.get_ref() == BackendProvider::Dvm {
+                continue;
+            }
             backend.endpoint = Some(toml::Spanned::new(0..0, sim.url()));
             backend.api_key_env = None;
         }
@@ -330,8 +350,18 @@ async fn serve_async(path: PathBuf, args: ServeArgs) -> Result<ExitCode, CliErro
         );
         _sim = sim;
     }
+    let has_dvm = config
+        .backends
+        .iter()
+        .any(|b| *b.provider.get_ref() == BackendProvider::Dvm);
+    let (_dvm, wallet) = if args.simulated && has_dvm {
+        let (dvm, wallet) = crate::simulated::simulated_dvm(&mut config).await?;
+        (Some(dvm), Some(wallet))
+    } else {
+        (None, None)
+    };
     let (orchestrator, store): (Orchestrator, Store) =
-        Orchestrator::from_config(&config).map_err(CliError::Start)?;
+        Orchestrator::from_config_with_wallet(&config, wallet).map_err(CliError::Start)?;
     let keys = KeyRing::load(&config, &store)?;
     let options = gateway_options(&config);
     let gateway = Gateway::new(orchestrator, store.clone(), keys.clone(), options);

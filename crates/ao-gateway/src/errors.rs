@@ -73,11 +73,16 @@ pub(crate) fn from_orchestrator(error: &OrchestratorError, now: Option<u64>) -> 
             approval_response(error, &message)
         }
         OrchestratorError::Backend(fallback) => {
-            let timed_out = matches!(fallback.last(), Some(BackendError::Timeout { .. }));
-            let (status, code) = if timed_out {
-                (StatusCode::GATEWAY_TIMEOUT, "backend_timeout")
-            } else {
-                (StatusCode::BAD_GATEWAY, "backend_error")
+            let (status, code) = match fallback.last() {
+                Some(BackendError::Timeout { .. }) => {
+                    (StatusCode::GATEWAY_TIMEOUT, "backend_timeout")
+                }
+                // A data vending machine paid nothing (released), or paid and silent (charged).
+                Some(BackendError::Unpaid { .. }) => (StatusCode::BAD_GATEWAY, "backend_unpaid"),
+                Some(BackendError::PaidUnanswered { .. }) => {
+                    (StatusCode::BAD_GATEWAY, "backend_paid_no_result")
+                }
+                _ => (StatusCode::BAD_GATEWAY, "backend_error"),
             };
             api_error(status, "api_error", code, &message, Value::Null)
         }

@@ -82,9 +82,16 @@ impl Orchestrator {
             .iter()
             .zip(&chain)
             .map(|(usage, b)| {
+                // A backend billed per call (a DVM's bid) reserves at least its bid.
+                let bid = inner
+                    .pool
+                    .get(b.provider)
+                    .and_then(|client| client.bid_sats())
+                    .unwrap_or(0);
                 (
                     *usage,
-                    b.calculate_cost(usage.input_tokens, usage.output_tokens),
+                    b.calculate_cost(usage.input_tokens, usage.output_tokens)
+                        .max(bid),
                 )
             })
             .max_by_key(|(usage, sats)| (*sats, usage.total()))

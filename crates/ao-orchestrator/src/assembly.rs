@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use ao_approvals::SolverAgentCoordinator;
 use ao_budget::{CostTracker, Limits, RateLimiter};
+use ao_dvm::{DvmBackend, DvmConfig, NWC_URI_ENV, NwcWallet, PaymentLedger, Wallet, WalletError};
 use ao_identity::AgentIdentity;
-use ao_routing::http::{BackendPool, ClientOptions, OpenAiBackend};
-use ao_routing::{BackendConfig, MultiBackendRouter};
+use ao_routing::http::{Backend, BackendPool, ClientOptions, OpenAiBackend};
+use ao_routing::{BackendConfig, BackendProvider, MultiBackendRouter};
 use ao_signer::EventSigner;
 use ao_store::pg::SharedBudgets;
 use ao_store::{PgOptions, PgStore, SqliteStore, Store};
@@ -18,7 +19,7 @@ use ao_types::SharedClock;
 use crate::admission::RequestRules;
 use crate::config::{AgentEntry, BackendEntry, Config};
 use crate::error::SetupError;
-use crate::orchestrator::{Orchestrator, OrchestratorParts};
+use crate::orchestrator::{Orchestrator, OrchestratorParts, Payments};
 use crate::signing::AgentSigning;
 
 impl Orchestrator {
@@ -31,8 +32,20 @@ impl Orchestrator {
     /// tracker keeps only what [`run_tool`](Orchestrator::run_tool)'s hooks charge, in this
     /// process.
     pub fn from_config(config: &Config) -> Result<(Self, Store), SetupError> {
+        Self::from_config_with_wallet(config, None)
+    }
+
+    /// [`from_config`](Orchestrator::from_config), with `wallet` paying for `dvm` backends (and
+    /// [`pay_invoice`](Orchestrator::pay_invoice)) instead of the NWC wallet named by the
+    /// environment (`wallet_uri_env`, default `AO_NWC_URI`): for `ao serve --simulated`, or a
+    /// wallet of the caller's own.
+    pub fn from_config_with_wallet(
+        config: &Config,
+        wallet: Option<Arc<dyn Wallet>>,
+    ) -> Result<(Self, Store), SetupError> {
         let store = open_store(config)?;
-        let (router, pool) = backends(config)?;
+        let payments = payments(config, &store, wallet)?;
+        let (router, pool) = backends(config, payments.as_ref())?;
         let router = routes(router, config);
         let coordinators = config
             .agents
@@ -70,6 +83,7 @@ impl Orchestrator {
             shared_budgets,
             clock,
             hooks: None,
+            payments,
             signing,
         });
         Ok((orchestrator, store))
@@ -189,8 +203,76 @@ fn budgets(config: &Config) -> CostTracker {
     tracker
 }
 
+/// The wallet and the ledger of payments, when a `dvm` backend is configured (or a wallet is
+/// given): the NWC wallet of the environment variable the first `dvm` backend names, and the
+/// database, SQLite or PostgreSQL, where each payment is written down before it is made.
+fn payments(
+    config: &Config,
+    store: &Store,
+    wallet: Option<Arc<dyn Wallet>>,
+) -> Result<Option<Payments>, SetupError> {
+    let dvm = config
+        .backends
+        .iter()
+        .find(|b| *b.provider.get_ref() == BackendProvider::Dvm && b.enabled);
+    let wallet = match (wallet, dvm) {
+        (Some(wallet), _) => wallet,
+        (None, Some(entry)) => {
+            let variable = entry.wallet_uri_env.as_deref().unwrap_or(NWC_URI_ENV);
+            let timeout = Duration::from_secs(entry.timeout_secs.unwrap_or(60).min(60));
+            Arc::new(
+                NwcWallet::from_env(variable, timeout)
+                    .map_err(|source| SetupError::Wallet { source })?,
+            )
+        }
+        (None, None) => return Ok(None),
+    };
+    let ledger: Arc<dyn PaymentLedger> = match store {
+        Store::Sqlite(sqlite) => Arc::new(sqlite.clone()),
+        Store::Postgres(pg) => Arc::new(pg.clone()),
+    };
+    Ok(Some(Payments { wallet, ledger }))
+}
+
+/// The client of a `dvm` backend: its relays, service provider, job kind and bid.
+fn dvm_backend(
+    entry: &BackendEntry,
+    backend: BackendConfig,
+    payments: Option<&Payments>,
+) -> Result<Arc<dyn Backend>, SetupError> {
+    // Built whenever a `dvm` backend is enabled; without it, no wallet was found.
+    let payments = payments.ok_or_else(|| SetupError::Wallet {
+        source: WalletError::MissingUri {
+            variable: NWC_URI_ENV.to_owned(),
+        },
+    })?;
+    let service = entry
+        .service_pubkey
+        .as_ref()
+        .and_then(|k| ao_identity::parse_public_key(k.get_ref()).ok());
+    let dvm = DvmConfig {
+        relays: entry.relays.iter().map(|r| r.get_ref().clone()).collect(),
+        service,
+        job_kind: entry
+            .job_kind
+            .as_ref()
+            .map_or(ao_dvm::nip90::KIND_TEXT_GENERATION, |k| *k.get_ref()),
+        max_bid_sats: entry.max_bid_sats.as_ref().map_or(1, |b| *b.get_ref()),
+        timeout: options(entry).timeout,
+    };
+    Ok(Arc::new(DvmBackend::new(
+        backend,
+        dvm,
+        Arc::clone(&payments.wallet),
+        Arc::clone(&payments.ledger),
+    )))
+}
+
 /// The router's backends and prices, and a live client for each enabled one.
-fn backends(config: &Config) -> Result<(MultiBackendRouter, BackendPool), SetupError> {
+fn backends(
+    config: &Config,
+    payments: Option<&Payments>,
+) -> Result<(MultiBackendRouter, BackendPool), SetupError> {
     let mut router = MultiBackendRouter::new(*config.default_backend.get_ref());
     let mut pool = BackendPool::new();
     for entry in &config.backends {
@@ -202,7 +284,9 @@ fn backends(config: &Config) -> Result<(MultiBackendRouter, BackendPool), SetupE
         )
         .with_enabled(entry.enabled);
         backend.endpoint = entry.endpoint.as_ref().map(|e| e.get_ref().clone());
-        if entry.enabled {
+        if entry.enabled && backend.provider == BackendProvider::Dvm {
+            pool = pool.with_backend(dvm_backend(entry, backend.clone(), payments)?);
+        } else if entry.enabled {
             let client = OpenAiBackend::new(
                 backend.clone(),
                 entry.api_key_env.as_deref(),

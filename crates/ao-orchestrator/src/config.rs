@@ -61,7 +61,7 @@ impl BudgetEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendEntry {
-    /// `codex`, `openai`, `gpt-oss` or `local`.
+    /// `codex`, `openai`, `gpt-oss`, `local` or `dvm` (NIP-90 compute paid over Lightning).
     pub provider: Spanned<BackendProvider>,
     /// The model sent to the backend.
     pub model: String,
@@ -82,7 +82,9 @@ pub struct BackendEntry {
     #[serde(default)]
     pub timeout_secs: Option<u64>,
     /// Retries after a 429, a 5xx, a timeout or a connection failure. Default 2. A retry after
-    /// an attempt the provider may have billed goes ahead only if the budget covers it.
+    /// an attempt the provider may have billed goes ahead only if the budget covers it. Not for
+    /// `dvm`: a job is never sent twice in one call (a later call with the same request takes
+    /// its job up).
     #[serde(default)]
     pub max_retries: Option<u32>,
     /// The input tokens one image costs on this backend. Default 4,000, above OpenAI's
@@ -90,6 +92,24 @@ pub struct BackendEntry {
     /// models that price images higher (GPT-4o mini counts an image as up to about 48,000).
     #[serde(default)]
     pub image_tokens: Option<u64>,
+    /// `dvm` only: the relays (`ws://` or `wss://`) jobs are published on and answered from.
+    #[serde(default)]
+    pub relays: Vec<Spanned<String>>,
+    /// `dvm` only: the one service provider asked (hex or npub); unset, any may answer.
+    #[serde(default)]
+    pub service_pubkey: Option<Spanned<String>>,
+    /// `dvm` only: the NIP-90 job kind. Default 5050 (text generation).
+    #[serde(default)]
+    pub job_kind: Option<Spanned<u16>>,
+    /// `dvm` only: the bid, the most a DVM may ask for one job, in sats. Required. Each call
+    /// reserves it and a routing fee allowance (1%, at least 1 sat); a DVM that asks more than
+    /// the bid is not paid.
+    #[serde(default)]
+    pub max_bid_sats: Option<Spanned<u64>>,
+    /// `dvm` only: the environment variable with the wallet's Nostr Wallet Connect URI. Default
+    /// `AO_NWC_URI`. The URI is a spending secret: it is never written to the file.
+    #[serde(default)]
+    pub wallet_uri_env: Option<String>,
 }
 
 fn yes() -> bool {
@@ -295,12 +315,7 @@ impl Config {
         let mut seen: Vec<BackendProvider> = Vec::new();
         for backend in &self.backends {
             let provider = *backend.provider.get_ref();
-            if provider == BackendProvider::Dvm {
-                return Err(self.error_at(
-                    &backend.provider,
-                    "the `dvm` provider (NIP-90 compute) cannot be configured as an HTTP backend yet".into(),
-                ));
-            }
+            self.check_dvm(backend)?;
             if seen.contains(&provider) {
                 return Err(self.error_at(
                     &backend.provider,
@@ -322,6 +337,81 @@ impl Config {
             }
         }
         Ok(seen)
+    }
+
+    /// Checks the `dvm` fields: set on a `dvm` backend (relays and a bid required), on no other.
+    fn check_dvm(&self, backend: &BackendEntry) -> Result<(), ConfigError> {
+        if *backend.provider.get_ref() != BackendProvider::Dvm {
+            let stray = backend
+                .relays
+                .first()
+                .map(|r| (r.span(), "relays"))
+                .or(backend
+                    .service_pubkey
+                    .as_ref()
+                    .map(|k| (k.span(), "service_pubkey")))
+                .or(backend.job_kind.as_ref().map(|k| (k.span(), "job_kind")))
+                .or(backend
+                    .max_bid_sats
+                    .as_ref()
+                    .map(|b| (b.span(), "max_bid_sats")));
+            if let Some((span, field)) = stray {
+                return Err(ConfigError {
+                    line: Some(line_of(&self.text, span.start)),
+                    message: format!("`{field}` is for the `dvm` provider only"),
+                });
+            }
+            return Ok(());
+        }
+        if backend.endpoint.is_some() || backend.api_key_env.is_some() {
+            return Err(self.error_at(
+                &backend.provider,
+                "a `dvm` backend has `relays` and a wallet (`wallet_uri_env`), not an `endpoint` or `api_key_env`".into(),
+            ));
+        }
+        if backend.relays.is_empty() {
+            return Err(self.error_at(
+                &backend.provider,
+                "a `dvm` backend needs `relays` (ws:// or wss:// URLs)".into(),
+            ));
+        }
+        for relay in &backend.relays {
+            let url = relay.get_ref();
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                return Err(self.error_at(
+                    relay,
+                    format!("relay `{url}` must start with ws:// or wss://"),
+                ));
+            }
+        }
+        match &backend.max_bid_sats {
+            None => {
+                return Err(self.error_at(
+                    &backend.provider,
+                    "a `dvm` backend needs `max_bid_sats`, the most one job may cost".into(),
+                ));
+            }
+            Some(bid) if *bid.get_ref() == 0 => {
+                return Err(self.error_at(bid, "max_bid_sats must be at least 1".into()));
+            }
+            Some(_) => {}
+        }
+        if let Some(kind) = &backend.job_kind
+            && !(5000..=5999).contains(kind.get_ref())
+        {
+            return Err(self.error_at(
+                kind,
+                format!(
+                    "job_kind {} is not a NIP-90 job kind (5000-5999)",
+                    kind.get_ref()
+                ),
+            ));
+        }
+        if let Some(key) = &backend.service_pubkey {
+            parse_public_key(key.get_ref())
+                .map_err(|e| self.error_at(key, format!("service_pubkey: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Checks agent `name`: its name, route, keys, guardians and key hash.

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use ao_approvals::{ApprovalError, ApprovalStatus};
 use ao_budget::{BudgetError, RateError};
+use ao_dvm::{InvoiceError, PaymentLedgerError, WalletError};
 use ao_routing::http::{BackendError, EstimateError, FallbackError};
 use ao_routing::{BackendProvider, RoutingError};
 use ao_store::StoreError;
@@ -11,6 +12,25 @@ use ao_types::ClockError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OrchestratorError {
+    /// An invoice a tool asked to pay cannot be paid as it is (it does not decode, names no
+    /// amount, or has expired). Nothing was reserved or paid.
+    #[error("the invoice is not paid")]
+    Invoice(#[source] InvoiceError),
+    /// No wallet is configured to pay invoices: configure a `dvm` backend and its wallet.
+    #[error("no wallet is configured: set a `dvm` backend and its wallet connection")]
+    NoWallet,
+    /// The wallet did not pay; what was reserved is released when it says nothing left it.
+    #[error("the wallet did not pay the invoice")]
+    Wallet(#[source] WalletError),
+    /// The payment could not be written down, so it was not made.
+    #[error("the payment was not made")]
+    PaymentLedger(#[source] PaymentLedgerError),
+    /// The invoice was already paid (or its payment begun) once: it is never paid twice.
+    #[error("invoice `{payment_hash}` was already paid; it is never paid twice")]
+    AlreadyPaid {
+        /// The invoice's payment hash.
+        payment_hash: String,
+    },
     /// The agent is not configured.
     #[error("agent `{agent}` is not configured")]
     UnknownAgent {
@@ -174,6 +194,13 @@ pub enum SetupError {
         /// Why.
         #[source]
         source: BudgetError,
+    },
+    /// The wallet that pays `dvm` backends could not be set up.
+    #[error("cannot set up the wallet that pays the `dvm` backend")]
+    Wallet {
+        /// Why.
+        #[source]
+        source: WalletError,
     },
 }
 

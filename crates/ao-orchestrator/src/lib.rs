@@ -8,7 +8,8 @@
 //! audit log. Every path out of a call settles or releases its reservation: a call dropped before
 //! its request left is released; one dropped while a backend was working is charged its
 //! estimate, since the backend may have been paid. [`Orchestrator::run_tool`] gives tool calls the
-//! same discipline through the hooks.
+//! same discipline through the hooks, and [`Orchestrator::pay_invoice`] pays a tool's Lightning
+//! invoice from the same wallet as the `dvm` backend, within the same budget.
 //!
 //! [`Config`] reads the whole setup from a TOML file: backends with prices and endpoints, agent
 //! routes, budgets, autonomy and approval thresholds, the database path, and the signer nodes
@@ -31,6 +32,7 @@ mod cluster;
 mod config;
 mod error;
 mod orchestrator;
+mod payments;
 mod settlement;
 mod signing;
 mod streaming;
@@ -42,7 +44,8 @@ pub use config::{
     DatabaseSection, RequestsSection, ServerSection, SigningSection,
 };
 pub use error::{OrchestratorError, SetupError};
-pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts};
+pub use orchestrator::{CallOptions, Completion, Orchestrator, OrchestratorParts, Payments};
+pub use payments::InvoicePaid;
 pub use settlement::Metered;
 pub use signing::{AgentSigning, SigningError, Unverified};
 pub use streaming::{CompletionStream, StreamEvent};

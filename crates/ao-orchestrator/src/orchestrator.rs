@@ -10,6 +10,7 @@ use std::time::Duration;
 use ao_approvals::SolverAgentCoordinator;
 use ao_audit::AuditLog;
 use ao_budget::{CostTracker, RateLimiter};
+use ao_dvm::{PaymentLedger, Wallet};
 use ao_hooks::{
     ApprovalHook, AuditHook, CostTrackingHook, HookManager, HookResult, ToolCall, ToolOutput,
 };
@@ -54,6 +55,18 @@ pub struct OrchestratorParts {
     /// What signs the agent's own events (its profile, audit checkpoints) through its signer
     /// nodes; `None` when no `[signing]` is configured.
     pub signing: Option<Arc<AgentSigning>>,
+    /// The wallet that pays invoices ([`Orchestrator::pay_invoice`]), and where payments are
+    /// written down; `None`: no invoice is paid.
+    pub payments: Option<Payments>,
+}
+
+/// A wallet and the ledger that keeps its payments at most once.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    /// The wallet that pays.
+    pub wallet: Arc<dyn Wallet>,
+    /// Where each payment is written down, by payment hash, before the wallet is asked.
+    pub ledger: Arc<dyn PaymentLedger>,
 }
 
 /// Per-call options.
@@ -76,7 +89,8 @@ pub struct Completion {
     pub response: ChatResponse,
     /// The backend that answered.
     pub backend: BackendProvider,
-    /// The cost recorded: the answering backend's prices applied to the reported usage.
+    /// The cost recorded: the answering backend's prices applied to the reported usage, or, for
+    /// a backend billed per call (a DVM paid over Lightning), what was paid, fees included.
     pub cost_sats: u64,
     /// The approval that allowed the call, if one was needed.
     pub approval_id: Option<String>,
@@ -101,6 +115,8 @@ pub(crate) struct Inner {
     pub(crate) overage_sats: AtomicU64,
     pub(crate) clock: SharedClock,
     pub(crate) pending: Arc<Pending>,
+    /// The wallet and its payment ledger, if invoices may be paid.
+    pub(crate) payments: Option<Payments>,
     pub(crate) signing: Option<Arc<AgentSigning>>,
     /// With budgets in PostgreSQL: what other gateways announce about approvals.
     _approvals: Option<ao_store::pg::Listener>,
@@ -164,6 +180,7 @@ impl Orchestrator {
                 overage_sats: AtomicU64::new(0),
                 clock: parts.clock,
                 pending: Arc::new(Pending::default()),
+                payments: parts.payments.take(),
                 signing: parts.signing,
                 _approvals: approvals,
             }),
@@ -288,8 +305,10 @@ impl Orchestrator {
         let Answered {
             provider,
             value: response,
-            ..
+            failed,
         } = answered;
+        admitted.guard.failed_attempts(&failed);
+        admitted.guard.billed(response.billed_sats);
         let outcome = Outcome::Completed(Metered::Reported(response.usage));
         let settlement =
             admitted

@@ -8,16 +8,17 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ao_audit::AuditEvent;
 use ao_budget::{CostRecord, MAX_STORED_AMOUNT, RatePermit};
 use ao_routing::BackendConfig;
 use ao_routing::BackendProvider;
-use ao_routing::http::FallbackError;
+use ao_routing::http::{Attempt, FallbackError};
 use ao_types::{Report, TokenUsage};
-use serde::Serialize;
 use tokio::sync::Notify;
 
+mod audit;
 mod holds;
+
+use audit::audit_completion;
 
 pub(crate) use holds::BudgetGate;
 
@@ -77,29 +78,6 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::Failed => "failed",
         }
-    }
-}
-
-/// Appends the audit entry of settlement `s`, dated `now`.
-fn audit_completion(audit: &dyn ao_audit::AuditLog, now: u64, s: &Settlement, overage: u64) {
-    let detail = CompletionAudit {
-        backend: Some(s.provider.as_str()),
-        outcome: s.outcome.as_str(),
-        input_tokens: s.usage.input_tokens,
-        output_tokens: s.usage.output_tokens,
-        cost_sats: s.cost_sats,
-        estimate_sats: s.estimate_sats,
-        estimated_usage: s.estimated,
-        billed_failed_attempts: s.billed_failures,
-        overage_sats: overage,
-        approval_id: s.approval_id.as_deref(),
-        error: s.error.clone(),
-    };
-    let appended = AuditEvent::from_serialize(now, "completion", s.agent.as_str(), &detail)
-        .map_err(|e| Report::new(&e).to_string())
-        .and_then(|event| audit.append(event).map_err(|e| Report::new(&e).to_string()));
-    if let Err(error) = appended {
-        tracing::error!(agent = s.agent, error, "completion not audited");
     }
 }
 
@@ -185,6 +163,12 @@ pub(crate) struct ReservationGuard {
     rate_permit: Option<RatePermit>,
     /// Ends the renewal of the call's reservations when the guard goes.
     renewing: Option<tokio::sync::oneshot::Sender<()>>,
+    /// What the answering backend billed, when it bills per call (a DVM paid over Lightning):
+    /// charged instead of the reported usage at its prices.
+    billed: Option<u64>,
+    /// What the failed attempts cost, when some backend knew it exactly; else each billed
+    /// attempt is charged the estimate.
+    failed_cost: Option<u64>,
 }
 
 impl ReservationGuard {
@@ -216,7 +200,27 @@ impl ReservationGuard {
             dispatched_to: None,
             rate_permit: None,
             renewing: None,
+            billed: None,
+            failed_cost: None,
         }
+    }
+
+    /// The answering backend billed `sats` for the call (a DVM paid over Lightning), or `None`
+    /// for a backend billed per token.
+    pub(crate) fn billed(&mut self, sats: Option<u64>) {
+        self.billed = sats;
+    }
+
+    /// Prices the failed attempts of `attempts` that may have been billed: what the backend
+    /// knew it cost, else the estimate.
+    pub(crate) fn failed_attempts(&mut self, attempts: &[Attempt]) {
+        self.failed_cost = Some(
+            attempts
+                .iter()
+                .filter(|a| a.may_have_billed())
+                .map(|a| a.error.billed_sats().unwrap_or(self.estimate_sats))
+                .fold(0, u64::saturating_add),
+        );
     }
 
     /// The approval that allowed the call.
@@ -338,6 +342,7 @@ impl ReservationGuard {
             )
         };
         let (failed_usage, failed_cost) = each(u64::from(billed_failures));
+        let failed_cost = self.failed_cost.take().unwrap_or(failed_cost);
         let mut error = error;
         let (usage, estimated, cost_sats) = match outcome {
             Outcome::Failed if billed_failures == 0 => (TokenUsage::default(), false, 0),
@@ -347,7 +352,11 @@ impl ReservationGuard {
                 (usage, true, cost)
             }
             Outcome::Completed(m) | Outcome::CutOff(m) | Outcome::Dropped(m) => {
-                let cost = price(chain, provider, m.usage()).unwrap_or_else(|unpriced| {
+                let priced = match self.billed.take() {
+                    Some(sats) => Ok(sats),
+                    None => price(chain, provider, m.usage()),
+                };
+                let cost = priced.unwrap_or_else(|unpriced| {
                     tracing::error!(error = %unpriced, "charging the estimate instead");
                     error = Some(unpriced.to_string());
                     self.estimate_sats
@@ -390,6 +399,7 @@ impl ReservationGuard {
             .map(|a| a.provider)
             .or_else(|| chain.first().map(|b| b.provider))
             .unwrap_or(BackendProvider::Local);
+        self.failed_attempts(&fallback.attempts);
         self.settle(
             chain,
             provider,
@@ -439,32 +449,6 @@ pub(crate) fn price(
         .find(|b| b.provider == provider)
         .map(|b| b.calculate_cost(usage.input_tokens, usage.output_tokens))
         .ok_or(OrchestratorError::Unpriced { provider })
-}
-
-#[derive(Serialize)]
-struct CompletionAudit<'a> {
-    backend: Option<&'a str>,
-    outcome: &'a str,
-    input_tokens: u64,
-    output_tokens: u64,
-    cost_sats: u64,
-    estimate_sats: u64,
-    estimated_usage: bool,
-    #[serde(skip_serializing_if = "is_zero")]
-    billed_failed_attempts: u32,
-    #[serde(skip_serializing_if = "is_zero_sats")]
-    overage_sats: u64,
-    approval_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-fn is_zero_sats(n: &u64) -> bool {
-    *n == 0
 }
 
 impl Settlement {

@@ -4,7 +4,9 @@
 //! behind the durable parts of agent-orchestrator. It implements `ao_budget::Ledger` (the cost ledger),
 //! `ao_approvals::ApprovalStore` (approval requests and decisions) and `ao_audit::AuditLog` (the
 //! hash-chained audit log), so the parts given one store keep everything across restarts and
-//! crashes, in one file.
+//! crashes, in one file. It also implements `ao_dvm::PaymentLedger` (as [`PgStore`] does): each
+//! Lightning payment to a data vending machine is written down by its payment hash before the
+//! wallet is asked, so that none is paid twice.
 //!
 //! Every row that restrains an agent is in the audit log's hash chain: each cost record, API key
 //! creation and revocation, approval decision and stored checkpoint is committed with its audit
@@ -31,6 +33,7 @@ mod checkpoints;
 mod error;
 mod finding;
 mod ledger;
+mod payments;
 pub mod pg;
 mod rows;
 mod schema;

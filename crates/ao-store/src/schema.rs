@@ -64,6 +64,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT;",
     // 5: signed checkpoints of the audit log; from here on, rows are audited.
     AUDITED_ROWS,
+    // 6: Lightning payments to data vending machines, at most once per payment hash, and the
+    // jobs published and not yet answered (`payments.rs`).
+    "CREATE TABLE dvm_payments (
+        payment_hash TEXT PRIMARY KEY CHECK (length(payment_hash) = 64),
+        job_id TEXT NOT NULL,
+        amount_msats INTEGER NOT NULL CHECK (amount_msats >= 0),
+        fee_msats INTEGER CHECK (fee_msats >= 0),
+        state TEXT NOT NULL CHECK (state IN ('paying', 'paid', 'failed')),
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX dvm_payments_by_job ON dvm_payments (job_id);
+    CREATE TABLE dvm_jobs (
+        request_key TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The migration from which every cost record, API key change and checkpoint is written with an

@@ -102,7 +102,11 @@ struct Served {
 impl Served {
     /// Starts the gateway and waits until it prints the address it listens on.
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap())
+    }
+
+    /// Starts the gateway on the configuration in `dir` (made on the first run if missing).
+    fn start_in(dir: tempfile::TempDir) -> Self {
         let config = dir.path().join("ao.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ao"))
             .args([
@@ -139,6 +143,12 @@ impl Served {
 
     /// Sends one chat completion with the demo agent's key; returns the status and the body.
     fn chat(&self) -> (u16, Value) {
+        let (status, _, body) = self.chat_with_cost();
+        (status, body)
+    }
+
+    /// [`chat`](Served::chat), with the `x-ao-cost-sats` header.
+    fn chat_with_cost(&self) -> (u16, Option<u64>, Value) {
         let key = std::fs::read_to_string(self.dir.path().join("agents/demo.key")).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -152,8 +162,13 @@ impl Served {
                 .send()
                 .await
                 .unwrap();
+            let cost = response
+                .headers()
+                .get("x-ao-cost-sats")
+                .map(|v| v.to_str().unwrap().parse().unwrap());
             (
                 response.status().as_u16(),
+                cost,
                 response.json::<Value>().await.unwrap(),
             )
         })
@@ -195,6 +210,28 @@ fn serve_answers_a_chat_completion_from_the_simulated_backend() {
     let (status, body) = served.chat();
     assert_eq!(status, 200, "{body}");
     assert!(body["model"].as_str().unwrap().contains("simulated"));
+}
+
+#[test]
+fn serve_buys_a_completion_from_the_simulated_dvm_for_an_agent_routed_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ao(&["init", "--dir", path_str(dir.path())], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = dir.path().join("ao.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("provider = \"dvm\""),
+        "ao init writes a dvm backend"
+    );
+    let routed = text.replace("[agents.demo]\n", "[agents.demo]\nbackend = \"dvm\"\n");
+    std::fs::write(&config, routed).unwrap();
+    let served = Served::start_in(dir);
+    let (status, cost, body) = served.chat_with_cost();
+    assert_eq!(status, 200, "{body}");
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.starts_with("[simulated DVM]"), "{body}");
+    // 21 sats and a 0.5 sat fee, rounded up: the sats paid, not the 50-sat bid.
+    assert_eq!(cost, Some(22));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use ao_routing::http::AttemptGate;
 use ao_types::{Report, TokenUsage};
 use async_trait::async_trait;
 
-use super::CompletionAudit;
+use super::audit::CompletionAudit;
 use crate::budgets::{Budgets, Held};
 use crate::orchestrator::Orchestrator;
 

@@ -116,3 +116,68 @@ fn the_earlier_name_of_the_approval_amount_is_still_read() {
     let config = ao_orchestrator::Config::from_toml(text).unwrap();
     assert_eq!(config.agents["oracle"].approval_above_sats, Some(42));
 }
+
+const DVM: &str = r#"default_backend = "dvm"
+
+[[backends]]
+provider = "dvm"
+model = "llama"
+relays = ["wss://relay.example"]
+max_bid_sats = 100
+cost_per_1k_input = 0
+cost_per_1k_output = 0
+"#;
+
+#[test]
+fn a_dvm_backend_reads_with_its_relays_and_bid() {
+    let config = Config::from_toml(DVM).unwrap();
+    let dvm = &config.backends[0];
+    assert_eq!(dvm.relays[0].get_ref(), "wss://relay.example");
+    assert_eq!(dvm.max_bid_sats.as_ref().map(|b| *b.get_ref()), Some(100));
+    assert_eq!(dvm.job_kind, None, "5050 by default");
+}
+
+#[test]
+fn a_dvm_backend_without_a_bid_or_relays_is_refused_at_its_line() {
+    let err = Config::from_toml(&DVM.replace("max_bid_sats = 100\n", "")).unwrap_err();
+    assert_eq!(err.line, Some(4), "{err}");
+    assert!(err.message.contains("max_bid_sats"), "{err}");
+    let err =
+        Config::from_toml(&DVM.replace("max_bid_sats = 100", "max_bid_sats = 0")).unwrap_err();
+    assert_eq!(err.line, Some(7), "{err}");
+    let err =
+        Config::from_toml(&DVM.replace(r#"relays = ["wss://relay.example"]"#, "")).unwrap_err();
+    assert!(err.message.contains("needs `relays`"), "{err}");
+    let err = Config::from_toml(&DVM.replace("wss://relay", "https://relay")).unwrap_err();
+    assert_eq!(err.line, Some(6), "{err}");
+    let err = Config::from_toml(&DVM.replace("max_bid_sats", "job_kind = 6050\nmax_bid_sats"))
+        .unwrap_err();
+    assert!(err.message.contains("not a NIP-90 job kind"), "{err}");
+    let err =
+        Config::from_toml(&DVM.replace("max_bid_sats", "service_pubkey = \"nope\"\nmax_bid_sats"))
+            .unwrap_err();
+    assert!(err.message.contains("service_pubkey"), "{err}");
+    let err =
+        Config::from_toml(&DVM.replace("max_bid_sats", "api_key_env = \"KEY\"\nmax_bid_sats"))
+            .unwrap_err();
+    assert!(
+        err.message.contains("not an `endpoint` or `api_key_env`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dvm_fields_on_another_provider_are_refused() {
+    let text = r#"default_backend = "codex"
+
+[[backends]]
+provider = "codex"
+model = "m"
+cost_per_1k_input = 3
+cost_per_1k_output = 15
+max_bid_sats = 5
+"#;
+    let err = Config::from_toml(text).unwrap_err();
+    assert_eq!(err.line, Some(8), "{err}");
+    assert!(err.message.contains("for the `dvm` provider only"), "{err}");
+}

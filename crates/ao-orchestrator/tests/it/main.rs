@@ -5,6 +5,7 @@
 #![allow(missing_docs, reason = "test code")]
 
 mod config;
+mod dvm;
 mod runtime;
 mod signing;
 

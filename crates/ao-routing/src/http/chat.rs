@@ -126,6 +126,10 @@ pub struct ChatResponse {
     pub model: String,
     /// The reply exactly as the backend's bytes carried it, to pass on without writing it again.
     pub raw: bytes::Bytes,
+    /// What the backend billed for this reply, in whole sats rounded up, when it bills per call
+    /// rather than per token (a data vending machine paid over Lightning): the call is charged
+    /// this instead of its tokens at the backend's prices. `None` for backends billed per token.
+    pub billed_sats: Option<u64>,
 }
 
 impl ChatResponse {
@@ -163,7 +167,47 @@ impl ChatResponse {
             usage,
             model,
             raw,
+            billed_sats: None,
         })
+    }
+
+    /// A reply written here in the OpenAI `chat.completion` shape, for a backend that does not
+    /// speak the OpenAI API (a data vending machine): one choice with the assistant's `content`,
+    /// `usage` as given, created at `created` (Unix seconds), and `billed_sats` what the call
+    /// cost when it is billed per call.
+    pub fn assistant(
+        id: &str,
+        created: u64,
+        model: &str,
+        content: &str,
+        usage: TokenUsage,
+        billed_sats: Option<u64>,
+    ) -> Self {
+        let body = serde_json::json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": { "role": "assistant", "content": content },
+                "finish_reason": "stop",
+            }],
+            "usage": {
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.total(),
+            },
+        });
+        let raw = bytes::Bytes::from(body.to_string());
+        Self {
+            body,
+            content: content.to_owned(),
+            usage,
+            model: model.to_owned(),
+            raw,
+            billed_sats,
+        }
     }
 }
 

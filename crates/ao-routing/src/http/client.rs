@@ -52,6 +52,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
     }
+
+    /// The most one call can cost whatever its tokens, in sats, for a backend billed per call (a
+    /// data vending machine's bid). Admission reserves at least this. Default: `None`, billed
+    /// per token at the backend's prices.
+    fn bid_sats(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// How a backend's failed attempts are retried.

@@ -67,6 +67,27 @@ pub enum BackendError {
         /// The variable.
         variable: String,
     },
+    /// The backend did no billable work and was paid nothing: a data vending machine that stayed
+    /// silent, asked more than the bid, sent an invoice that does not match its `amount` tag, or
+    /// whose invoice the wallet refused to pay. What was reserved for the attempt is released.
+    #[error("backend `{provider}` was paid nothing: {reason}")]
+    Unpaid {
+        /// The provider.
+        provider: String,
+        /// Why nothing was paid, or why no answer came.
+        reason: String,
+    },
+    /// The backend was paid (or a payment to it may have gone through) and sent no result: the
+    /// attempt is charged `paid_sats`, what left the wallet, fees included.
+    #[error("backend `{provider}` was paid {paid_sats} sats and sent no result: {reason}")]
+    PaidUnanswered {
+        /// The provider.
+        provider: String,
+        /// What the payment cost, fees included, in whole sats rounded up.
+        paid_sats: u64,
+        /// What happened.
+        reason: String,
+    },
     /// The backend's endpoint is not a valid URL.
     #[error("backend `{provider}` has an invalid endpoint `{endpoint}`")]
     BadEndpoint {
@@ -79,12 +100,14 @@ pub enum BackendError {
 
 impl BackendError {
     /// Whether trying again (later, or elsewhere) may succeed: unreachable, timed out, rate
-    /// limited (429) or a server error (5xx). A malformed reply or a client error (4xx) is not.
+    /// limited (429), a server error (5xx), or a data vending machine paid nothing. A malformed
+    /// reply, a client error (4xx) or a paid job without a result is not.
     pub fn is_retryable(&self) -> bool {
         match self {
             BackendError::Connect { .. }
             | BackendError::Interrupted { .. }
-            | BackendError::Timeout { .. } => true,
+            | BackendError::Timeout { .. }
+            | BackendError::Unpaid { .. } => true,
             BackendError::Status { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }
@@ -99,12 +122,24 @@ impl BackendError {
         match self {
             BackendError::Connect { .. }
             | BackendError::MissingApiKey { .. }
-            | BackendError::BadEndpoint { .. } => false,
+            | BackendError::BadEndpoint { .. }
+            | BackendError::Unpaid { .. } => false,
             BackendError::Status { status, .. } => *status >= 500,
             BackendError::Interrupted { .. }
             | BackendError::Timeout { .. }
             | BackendError::Malformed { .. }
-            | BackendError::Truncated { .. } => true,
+            | BackendError::Truncated { .. }
+            | BackendError::PaidUnanswered { .. } => true,
+        }
+    }
+
+    /// What the failed attempt cost, when the backend knows it exactly (a data vending machine
+    /// paid over Lightning): it is charged this rather than its estimate. `None` for backends
+    /// billed per token, whose failed attempts are charged their estimate.
+    pub fn billed_sats(&self) -> Option<u64> {
+        match self {
+            BackendError::PaidUnanswered { paid_sats, .. } => Some(*paid_sats),
+            _ => None,
         }
     }
 }

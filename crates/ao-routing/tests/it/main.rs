@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ao_routing::http::{
-    AttemptGate, Backend, BackendError, BackendPool, ChatMessage, ChatRequest, ClientOptions,
-    OpenAiBackend, SecretString, Ungated,
+    AttemptGate, Backend, BackendError, BackendPool, ChatMessage, ChatRequest, ChatResponse,
+    ClientOptions, OpenAiBackend, SecretString, Ungated,
 };
 use ao_routing::{BackendConfig, BackendProvider};
 use ao_sim::{Behavior, SimServer};
@@ -311,4 +311,54 @@ async fn api_keys_stay_secret() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn a_backend_paid_nothing_is_released_and_one_paid_without_a_result_is_charged_what_it_paid() {
+    let unpaid = BackendError::Unpaid {
+        provider: "dvm".into(),
+        reason: "no data vending machine answered".into(),
+    };
+    assert!(!unpaid.may_have_billed(), "nothing left the wallet");
+    assert!(unpaid.is_retryable(), "another backend may answer");
+    assert_eq!(unpaid.billed_sats(), None);
+    let paid = BackendError::PaidUnanswered {
+        provider: "dvm".into(),
+        paid_sats: 22,
+        reason: "no result".into(),
+    };
+    assert!(paid.may_have_billed());
+    assert!(
+        !paid.is_retryable(),
+        "a retry takes the paid job up; it is not sent elsewhere"
+    );
+    assert_eq!(paid.billed_sats(), Some(22));
+    let timeout = BackendError::Timeout {
+        provider: "openai".into(),
+        after: Duration::from_secs(1),
+    };
+    assert_eq!(
+        timeout.billed_sats(),
+        None,
+        "per-token backends are charged their estimate"
+    );
+}
+
+#[test]
+fn a_reply_written_here_reads_as_an_openai_completion() {
+    let reply = ChatResponse::assistant(
+        "dvm-1",
+        1_700_000_000,
+        "llama",
+        "hi",
+        TokenUsage::new(3, 1),
+        Some(22),
+    );
+    let body: serde_json::Value = serde_json::from_slice(&reply.raw).unwrap();
+    assert_eq!(body, reply.body);
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["created"], 1_700_000_000);
+    assert_eq!(body["choices"][0]["message"]["content"], "hi");
+    assert_eq!(body["usage"]["total_tokens"], 4);
+    assert_eq!(reply.billed_sats, Some(22));
 }

@@ -19,6 +19,7 @@ mod checkpoints;
 mod error;
 mod ledger;
 mod listen;
+mod payments;
 mod runtime;
 mod schema;
 mod scratch;

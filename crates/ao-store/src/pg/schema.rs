@@ -188,6 +188,23 @@ const MIGRATIONS: &[&str] = &[
         END IF;
         RETURN recorded;
     END $$;"#,
+    // 3: Lightning payments to data vending machines, at most once per payment hash whichever
+    // gateway pays, and the jobs published and not yet answered (`payments.rs`).
+    "CREATE TABLE dvm_payments (
+        payment_hash TEXT PRIMARY KEY CHECK (length(payment_hash) = 64),
+        job_id TEXT NOT NULL,
+        amount_msats BIGINT NOT NULL CHECK (amount_msats >= 0),
+        fee_msats BIGINT CHECK (fee_msats >= 0),
+        state TEXT NOT NULL CHECK (state IN ('paying', 'paid', 'failed')),
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX dvm_payments_by_job ON dvm_payments (job_id);
+    CREATE TABLE dvm_jobs (
+        request_key TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );",
 ];
 
 /// The advisory lock key migrations run under: `AOS1` as an integer.

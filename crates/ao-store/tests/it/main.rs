@@ -7,6 +7,7 @@
 mod approvals;
 mod audit;
 mod ledger;
+mod payments;
 mod pg;
 mod pg_audit;
 mod tracker;

@@ -62,6 +62,38 @@ fn postgres_ledger_conforms() {
 }
 
 #[test]
+fn postgres_payment_ledger_conforms() {
+    let Some((fresh, _schemas)) = fresh_stores() else {
+        return;
+    };
+    ao_dvm::conformance::run_all(fresh);
+}
+
+/// Two gateways on one database see the same invoice: exactly one of them is told to pay it.
+#[test]
+fn of_two_gateways_beginning_one_invoice_exactly_one_pays() {
+    use ao_dvm::{Begun, PaymentLedger, PaymentRecord, PaymentState};
+    let Some((first, schema)) = scratch() else {
+        return;
+    };
+    let second = PgStore::connect(schema.url(), PgOptions::default()).unwrap();
+    let payment = PaymentRecord {
+        payment_hash: "9".repeat(64),
+        job_id: "job".into(),
+        amount_msats: 21_000,
+        fee_msats: None,
+        state: PaymentState::Paying,
+    };
+    let begun = std::thread::scope(|scope| {
+        let a = scope.spawn(|| first.begin_payment(&payment).unwrap());
+        let b = scope.spawn(|| second.begin_payment(&payment).unwrap());
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    let go = begun.iter().filter(|b| **b == Begun::Go).count();
+    assert_eq!(go, 1, "{begun:?}");
+}
+
+#[test]
 fn postgres_approval_store_conforms() {
     let Some((fresh, _schemas)) = fresh_stores() else {
         return;
