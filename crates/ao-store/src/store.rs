@@ -315,10 +315,6 @@ fn configure(conn: &Connection, options: &StoreOptions) -> rusqlite::Result<()> 
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    // 256 KiB of page cache per connection instead of SQLite's 2 MiB: the hot path appends and
-    // budgets are counted in memory, so a large cache only fills up as the tables grow, which a
-    // soak showed as resident memory rising for minutes.
-    conn.pragma_update(None, "cache_size", -256)?;
     Ok(())
 }
 
