@@ -16,6 +16,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "sse",
     "admin",
     "signer_message",
+    "dvm_event",
 ];
 
 /// The cargo-fuzz release known to work here.
